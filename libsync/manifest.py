@@ -1,0 +1,226 @@
+"""Entries, tombstones, commits and manifests, and their JSON form.
+
+The JSON written here is the storage format documented in
+``man/s3sync-format.5``; ``FORMAT`` is its version, and every reader refuses
+a document of another version rather than guess at it. Serialisation is
+deterministic (sorted keys, no spaces) so equal states give equal bytes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+import unicodedata
+import zlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Union
+
+from .errors import FormatError, UnsafePathError
+
+FORMAT = 1
+
+# Names reserved inside the data folder: s3sync's state lives there.
+STATE_DIR = ".s3sync"
+
+
+def check_path(path: str) -> str:
+    """Return ``path`` if it is a safe data path, else raise UnsafePathError.
+
+    Every path read from a manifest, a journal or the command line passes
+    here before it touches the disk, so a hostile remote cannot make s3sync
+    write outside the data folder or into its own state.
+    """
+    if not isinstance(path, str) or not path:
+        raise UnsafePathError(f"unsafe path {path!r}: empty or not text")
+    if "\0" in path or any(ord(c) < 32 for c in path):
+        raise UnsafePathError(f"unsafe path {path!r}: control character")
+    if "\\" in path:
+        raise UnsafePathError(f"unsafe path {path!r}: backslash")
+    if path.startswith("/") or (len(path) >= 2 and path[1] == ":"):
+        raise UnsafePathError(f"unsafe path {path!r}: absolute")
+    parts = path.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        raise UnsafePathError(f"unsafe path {path!r}: empty, '.' or '..' segment")
+    if parts[0] == STATE_DIR:
+        raise UnsafePathError(f"unsafe path {path!r}: inside {STATE_DIR}/")
+    if unicodedata.normalize("NFC", path) != path:
+        raise UnsafePathError(f"unsafe path {path!r}: not NFC-normalised")
+    return path
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A file as one push left it on the remote."""
+
+    path: str
+    size: int
+    sha256: str
+    mtime_ns: int
+    author: str
+    time: str
+    etag: str
+
+    deleted = False
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Tombstone:
+    """A deleted file: who deleted it, what it held, and where that went."""
+
+    path: str
+    size: int
+    sha256: str
+    author: str
+    time: str
+    trash: str
+
+    deleted = True
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "deleted": True}
+
+
+Record = Entry | Tombstone
+
+
+def record_from_dict(d: Mapping) -> Record:
+    try:
+        d = dict(d)
+        check_path(d["path"])
+        if d.pop("deleted", False):
+            rec = Tombstone(**d)
+            _check_sha(rec.sha256)
+        else:
+            rec = Entry(**d)
+            _check_sha(rec.sha256)
+        if not isinstance(rec.size, int) or rec.size < 0:
+            raise FormatError(f"bad size for {rec.path!r}")
+        return rec
+    except (KeyError, TypeError) as exc:
+        raise FormatError(f"malformed manifest record {d!r}: {exc}") from exc
+
+
+def _check_sha(sha: str) -> None:
+    if not (isinstance(sha, str) and len(sha) == 64
+            and all(c in "0123456789abcdef" for c in sha)):
+        raise FormatError(f"malformed sha256 {sha!r}")
+
+
+@dataclass(frozen=True)
+class Commit:
+    """One push: the records it changed, at the generation it created."""
+
+    generation: int
+    author: str
+    time: str
+    message: str
+    changes: tuple[Record, ...]
+
+    def to_json(self) -> bytes:
+        doc = {"format": FORMAT, "generation": self.generation,
+               "author": self.author, "time": self.time,
+               "message": self.message,
+               "changes": [c.to_dict() for c in self.changes]}
+        return dumps(doc)
+
+    @classmethod
+    def from_json(cls, data: bytes, *, where: str = "commit") -> "Commit":
+        doc = loads(data, where=where)
+        try:
+            changes = tuple(record_from_dict(c) for c in doc["changes"])
+            commit = cls(int(doc["generation"]), str(doc["author"]),
+                         str(doc["time"]), str(doc.get("message", "")), changes)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FormatError(f"malformed {where}: {exc}") from exc
+        _check_unique(r.path for r in commit.changes)
+        return commit
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Every path's record at one generation."""
+
+    generation: int = 0
+    records: Mapping[str, Record] = field(default_factory=dict)
+
+    def entries(self) -> dict[str, Entry]:
+        """The live files, without tombstones."""
+        return {p: r for p, r in self.records.items() if not r.deleted}
+
+    def sha(self, path: str) -> str | None:
+        rec = self.records.get(path)
+        return None if rec is None or rec.deleted else rec.sha256
+
+    def apply(self, commit: Commit) -> "Manifest":
+        if commit.generation != self.generation + 1:
+            raise FormatError(
+                f"commit {commit.generation} does not follow generation "
+                f"{self.generation}")
+        records = dict(self.records)
+        records.update((r.path, r) for r in commit.changes)
+        _check_unique(records)
+        return Manifest(commit.generation, records)
+
+    def to_snapshot(self) -> bytes:
+        doc = {"format": FORMAT, "generation": self.generation,
+               "records": [self.records[p].to_dict() for p in sorted(self.records)]}
+        return gzip.compress(dumps(doc), mtime=0)
+
+    @classmethod
+    def from_snapshot(cls, data: bytes) -> "Manifest":
+        try:
+            raw = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise FormatError(f"corrupt snapshot: {exc}") from exc
+        doc = loads(raw, where="snapshot")
+        try:
+            records = [record_from_dict(r) for r in doc["records"]]
+            generation = int(doc["generation"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FormatError(f"malformed snapshot: {exc}") from exc
+        paths = [r.path for r in records]
+        _check_unique(paths)
+        return cls(generation, {r.path: r for r in records})
+
+
+def _check_unique(paths: Iterable[str]) -> None:
+    """Refuse paths that collide on a case-insensitive or Unicode-folding disk.
+
+    Two such records would overwrite each other on macOS or Windows, so a
+    manifest holding both is refused rather than half-applied.
+    """
+    seen: dict[str, str] = {}
+    for p in paths:
+        key = unicodedata.normalize("NFC", p).casefold()
+        if key in seen and seen[key] != p:
+            raise FormatError(f"paths {seen[key]!r} and {p!r} differ only in case")
+        seen[key] = p
+
+
+def dumps(doc) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False).encode()
+
+
+def loads(data: bytes, *, where: str) -> dict:
+    """Parse a stored document and check its format version."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FormatError(f"corrupt {where}: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise FormatError(f"corrupt {where}: not a JSON object")
+    check_format(doc.get("format"), where=where)
+    return doc
+
+
+def check_format(version, *, where: str) -> None:
+    if version != FORMAT:
+        raise FormatError(
+            f"{where} has format {version!r}, this s3sync reads format {FORMAT}; "
+            "upgrade s3sync")

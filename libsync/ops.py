@@ -1,0 +1,197 @@
+"""The plumbing operations with their local bookkeeping.
+
+Each function is one plumbing command: it calls the primitives in
+``journal``, ``diff`` and ``transfer`` and records in the workspace state
+what it did, file by file, so that an interrupted run resumes from what
+was really done. Results are plain frozen data; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from . import diff, journal, transfer
+from .errors import LocalChangedError, SyncError
+from .manifest import Commit, Entry, Manifest, Record, Tombstone, check_path
+from .remotes.base import Remote
+from .scan import LocalFile, ScanResult
+from .state import State
+
+OnDone = Callable[[str, "str | None"], None]
+"""Called with a path and None when it finished, or the error message."""
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    manifest: Manifest
+    commits: tuple[Commit, ...]
+    previous: int
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    done: tuple[Record, ...]
+    failed: tuple[tuple[str, str], ...]  # (path, one-line reason)
+    bytes: int = 0
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    commit: Commit
+    manifest: Manifest
+    trashed: tuple[str, ...]
+    left: tuple[str, ...]  # deletions whose object changed before the trash move
+
+
+def fetch(state: State, remote: Remote, *, jobs: int = 8,
+          on_warning: Callable[[str], None] | None = None) -> FetchResult:
+    """Bring the cached remote manifest up to date: one LIST when nothing changed."""
+    known = state.remote()
+    manifest, commits = journal.fetch_manifest(remote, known, jobs=jobs, on_warning=on_warning)
+    if manifest.generation != known.generation:
+        changed = None
+        if commits and manifest.generation - len(commits) == known.generation:
+            changed = {r.path: r for c in commits for r in c.changes}.values()
+        state.save_remote(manifest, changed=changed)
+    return FetchResult(manifest, tuple(commits), known.generation)
+
+
+def plan(state: State, scanned: ScanResult,
+         paths: Iterable[str] | None = None) -> tuple[diff.Action, ...]:
+    """Reconcile the scan against the base and the cached remote manifest."""
+    local = {p: f.sha256 for p, f in scanned.files.items()}
+    return diff.reconcile(local, state.base(), state.remote().records,
+                          skipped=scanned.skipped, paths=paths)
+
+
+def _run(items: Sequence, work: Callable, jobs: int, record: Callable,
+         on_done: OnDone | None) -> TransferResult:
+    """Run ``work`` on items in a pool; ``record`` each result on this thread."""
+    done, failed = [], []
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {pool.submit(work, item): item for item in items}
+        try:
+            for future in as_completed(futures):
+                path = futures[future].path
+                try:
+                    result = future.result()
+                except SyncError as exc:
+                    failed.append((path, str(exc)))
+                    if on_done:
+                        on_done(path, str(exc))
+                    continue
+                record(result)
+                done.append(result)
+                if on_done:
+                    on_done(path, None)
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+    return TransferResult(tuple(sorted(done, key=lambda r: r.path)),
+                          tuple(sorted(failed)),
+                          sum(r.size for r in done if not r.deleted))
+
+
+def upload(state: State, remote: Remote, data_dir: str, files: Sequence[LocalFile], *,
+           author: str, time: str, jobs: int = 8,
+           progress: Callable[[int], None] | None = None,
+           on_done: OnDone | None = None) -> TransferResult:
+    """Upload files, each conditional on the cached remote version of its path.
+
+    Each finished upload is kept as pending until a commit names it, so a
+    run that dies before committing does not send it again.
+    """
+    current = state.remote().records
+    pending = state.pending()
+
+    def work(f: LocalFile) -> Entry:
+        return transfer.upload(remote, data_dir, f, current.get(f.path), author=author,
+                               time=time, pending=pending.get(f.path), progress=progress)
+
+    return _run(files, work, jobs, state.add_pending, on_done)
+
+
+def tombstones(state: State, data_dir: str, paths: Iterable[str], *, author: str,
+               time: str) -> list[Tombstone]:
+    """Deletion records for paths that are gone locally and live on the remote."""
+    current = state.remote().records
+    out = []
+    for path in paths:
+        if os.path.lexists(transfer.local_path(data_dir, path)):
+            raise LocalChangedError(f"{path} still exists locally; not deleting it remotely")
+        rec = current.get(check_path(path))
+        if rec is None or rec.deleted:
+            raise SyncError(f"{path} is not on the remote")
+        out.append(transfer.tombstone(rec, author=author, time=time))
+    return out
+
+
+def commit(state: State, remote: Remote, changes: Sequence[Record], *, author: str,
+           time: str, message: str = "") -> CommitResult:
+    """Write the next journal generation, then update the base and the trash.
+
+    The commit is made on top of the cached remote manifest; if another
+    push got there first this raises CommitRaceError and changes nothing.
+    """
+    before = state.remote()
+    manifest, done = journal.write_commit(remote, before, changes, author=author,
+                                          time=time, message=message)
+    state.save_remote(manifest, changed=done.changes)
+    state.set_base(done.changes)
+    state.drop_pending(r.path for r in done.changes)
+    trashed, left = [], []
+    for rec in done.changes:
+        old = before.records.get(rec.path)
+        if rec.deleted and old is not None and not old.deleted:
+            (trashed if transfer.trash(remote, rec, old.etag) else left).append(rec.path)
+    journal.maybe_snapshot(remote, manifest)
+    return CommitResult(done, manifest, tuple(trashed), tuple(left))
+
+
+def download(state: State, remote: Remote, data_dir: str, paths: Iterable[str],
+             scanned: ScanResult, *, force: bool = False, jobs: int = 8,
+             progress: Callable[[int], None] | None = None,
+             on_done: OnDone | None = None) -> TransferResult:
+    """Make each local path what the cached remote manifest says, and record it.
+
+    A local file that differs from both the base and the remote holds work
+    of its own and is not replaced unless ``force``. Deleted remote paths
+    are removed locally; files already equal to the remote are only
+    recorded in the base.
+    """
+    remote_records = state.remote().records
+    base = state.base()
+    tmp_dir = state.tmp_dir
+
+    def work(rec: Record) -> Record:
+        path = rec.path
+        local = scanned.files.get(path)
+        local_sha = local.sha256 if local else None
+        remote_sha = None if rec.deleted else rec.sha256
+        base_rec = base.get(path)
+        base_sha = None if base_rec is None or base_rec.deleted else base_rec.sha256
+        if local_sha != remote_sha and not force and local_sha not in (base_sha, None):
+            raise LocalChangedError(f"{path} has local changes; not overwriting it")
+        if remote_sha is None:
+            if local is not None:
+                transfer.delete_local(data_dir, path, local)
+        elif local_sha != remote_sha:
+            transfer.download(remote, data_dir, tmp_dir, rec, local, progress=progress)
+        return rec
+
+    records = []
+    for p in paths:
+        rec = remote_records.get(check_path(p))
+        if rec is None:
+            raise SyncError(f"{p} is not on the remote")
+        records.append(rec)
+    return _run(records, work, jobs, lambda rec: state.set_base([rec]), on_done)

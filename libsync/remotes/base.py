@@ -1,0 +1,80 @@
+"""The narrow storage interface every remote implements.
+
+Keys are relative to the remote's root and come from ``libsync.layout``.
+Conditional writes are part of the interface, not an option of one
+backend: ``if_none_match`` creates only if absent, ``if_match`` replaces
+only the version with that etag, and a loser gets ``PreconditionFailed``.
+Every remote runs the contract suite in ``tests/remotes/``.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+Progress = Callable[[int], None]
+"""Called with the number of bytes moved since the last call."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str
+    sha256: str | None = None
+
+
+class Remote(abc.ABC):
+    url: str
+
+    @abc.abstractmethod
+    def get(self, key: str, *, if_match: str | None = None) -> bytes:
+        """Read a small object whole. NotFoundError if absent."""
+
+    @abc.abstractmethod
+    def get_into(self, key: str, out: BinaryIO, *, if_match: str | None = None,
+                 progress: Progress | None = None) -> ObjectInfo:
+        """Stream an object into an open file."""
+
+    @abc.abstractmethod
+    def put(self, key: str, data: bytes, *, if_none_match: bool = False,
+            if_match: str | None = None) -> str:
+        """Write a small object; returns its etag."""
+
+    @abc.abstractmethod
+    def put_file(self, key: str, path: str, *, sha256: str,
+                 if_none_match: bool = False, if_match: str | None = None,
+                 progress: Progress | None = None) -> str:
+        """Upload a local file whose content must hash to ``sha256``.
+
+        The remote refuses (IntegrityError) bytes that do not match, so a
+        file edited during its upload never lands as a torn object.
+        """
+
+    @abc.abstractmethod
+    def head(self, key: str) -> ObjectInfo | None:
+        """The object's metadata, or None if absent."""
+
+    @abc.abstractmethod
+    def list(self, prefix: str = "", *, start_after: str | None = None
+             ) -> Iterator[ObjectInfo]:
+        """Every key under ``prefix`` in byte order, after ``start_after``."""
+
+    @abc.abstractmethod
+    def copy(self, src: str, dst: str, *, if_match: str | None = None) -> str:
+        """Server-side copy of the version of ``src`` with etag ``if_match``."""
+
+    @abc.abstractmethod
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        """Remove a key; absent keys are not an error."""
+
+    def close(self) -> None:  # noqa: B027 - most remotes hold nothing to release
+        """Release connections and threads."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,308 @@
+"""An S3 bucket prefix as a remote, through boto3.
+
+Credentials come only from boto3's own chain (environment, profile, SSO,
+role); nothing here stores them. Uploads carry their SHA-256 so the server
+refuses torn bytes, and large files go up in parts whose completion carries
+the same condition a single PUT would. boto3 is imported here and nowhere
+else, so commands that never talk to S3 start fast.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import BinaryIO
+from urllib.parse import urlparse
+
+import boto3
+import botocore.exceptions as bx
+from botocore.config import Config
+
+from ..errors import (
+    AccessDeniedError,
+    ConfigError,
+    IntegrityError,
+    NetworkError,
+    NotFoundError,
+    PreconditionFailed,
+    RemoteError,
+    RemoteNotFoundError,
+)
+from .base import ObjectInfo, Progress, Remote
+
+MULTIPART_THRESHOLD = 64 << 20
+PART_SIZE = 16 << 20
+_CHUNK = 1 << 20
+
+
+def parse_url(url: str) -> tuple[str, str]:
+    parsed = urlparse(url)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise ConfigError(f"not an s3:// remote: {url!r}")
+    prefix = parsed.path.strip("/")
+    return parsed.netloc, (prefix + "/" if prefix else "")
+
+
+class S3Remote(Remote):
+    def __init__(self, url: str, *, endpoint_url: str | None = None,
+                 profile: str | None = None, region: str | None = None,
+                 sse: str | None = None, sse_kms_key_id: str | None = None,
+                 jobs: int = 8, client=None):
+        self.url = url
+        self.bucket, self.prefix = parse_url(url)
+        self.jobs = jobs
+        self._sse = {}
+        if sse:
+            self._sse["ServerSideEncryption"] = sse
+        if sse_kms_key_id:
+            self._sse["SSEKMSKeyId"] = sse_kms_key_id
+        if client is None:
+            try:
+                session = boto3.Session(profile_name=profile, region_name=region)
+            except bx.ProfileNotFound as exc:
+                raise ConfigError(f"AWS profile {profile!r} not found") from exc
+            config = Config(
+                max_pool_connections=max(10, jobs * 2),
+                retries={"mode": "standard", "max_attempts": 5},
+                connect_timeout=10, read_timeout=60,
+                s3={"addressing_style": "path" if endpoint_url else "auto"},
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+            )
+            with _errors(url):
+                client = session.client("s3", endpoint_url=endpoint_url, config=config)
+        self.client = client
+
+    def _key(self, key: str) -> str:
+        return self.prefix + key
+
+    # -- interface -----------------------------------------------------
+    def get(self, key, *, if_match=None):
+        kw = {"IfMatch": if_match} if if_match else {}
+        with _errors(key):
+            resp = self.client.get_object(Bucket=self.bucket, Key=self._key(key), **kw)
+            return resp["Body"].read()
+
+    def get_into(self, key, out: BinaryIO, *, if_match=None, progress: Progress | None = None):
+        kw = {"IfMatch": if_match} if if_match else {}
+        with _errors(key):
+            resp = self.client.get_object(Bucket=self.bucket, Key=self._key(key), **kw)
+            size = 0
+            for chunk in resp["Body"].iter_chunks(_CHUNK):
+                out.write(chunk)
+                size += len(chunk)
+                if progress:
+                    progress(len(chunk))
+        if size != resp["ContentLength"]:
+            raise NetworkError(f"{key}: connection closed after {size} bytes")
+        return ObjectInfo(key, size, resp["ETag"])
+
+    def put(self, key, data, *, if_none_match=False, if_match=None):
+        kw = _conditions(if_none_match, if_match)
+        sha = base64.b64encode(hashlib.sha256(data).digest()).decode()
+        with _errors(key):
+            resp = self.client.put_object(Bucket=self.bucket, Key=self._key(key),
+                                          Body=data, ChecksumSHA256=sha,
+                                          **kw, **self._sse)
+        return resp["ETag"]
+
+    def put_file(self, key, path, *, sha256, if_none_match=False, if_match=None,
+                 progress=None):
+        size = os.path.getsize(path)
+        kw = _conditions(if_none_match, if_match)
+        if size >= MULTIPART_THRESHOLD:
+            return self._put_multipart(key, path, sha256, size, kw, progress)
+        b64 = base64.b64encode(bytes.fromhex(sha256)).decode()
+        with open(path, "rb") as f:
+            body = _HashingReader(f, progress)
+            with _errors(key):
+                resp = self.client.put_object(
+                    Bucket=self.bucket, Key=self._key(key), Body=body,
+                    ChecksumSHA256=b64, Metadata={"sha256": sha256},
+                    **kw, **self._sse)
+        if body.hexdigest() != sha256:
+            # A server that does not verify checksums took torn bytes; no
+            # commit will name them, and the caller is told.
+            raise IntegrityError(f"{path} changed while it was uploaded")
+        return resp["ETag"]
+
+    def _put_multipart(self, key, path, sha256, size, kw, progress):
+        with _errors(key):
+            upload = self.client.create_multipart_upload(
+                Bucket=self.bucket, Key=self._key(key), ChecksumAlgorithm="SHA256",
+                Metadata={"sha256": sha256}, **self._sse)
+        upload_id = upload["UploadId"]
+
+        def send(number: int, data: bytes) -> dict:
+            part_sha = base64.b64encode(hashlib.sha256(data).digest()).decode()
+            with _errors(key):
+                resp = self.client.upload_part(
+                    Bucket=self.bucket, Key=self._key(key), UploadId=upload_id,
+                    PartNumber=number, Body=data, ChecksumSHA256=part_sha)
+            if progress:
+                progress(len(data))
+            return {"PartNumber": number, "ETag": resp["ETag"],
+                    "ChecksumSHA256": part_sha}
+
+        # One sequential read hashes the whole file while parts upload in
+        # parallel; at most `workers` parts are in memory at once.
+        workers = max(1, min(self.jobs, 4))
+        whole = hashlib.sha256()
+        try:
+            with ThreadPoolExecutor(max_workers=workers) as pool, open(path, "rb") as f:
+                pending, parts, number = [], [], 0
+                while data := f.read(PART_SIZE):
+                    number += 1
+                    whole.update(data)
+                    pending.append(pool.submit(send, number, data))
+                    if len(pending) >= workers:
+                        parts.append(pending.pop(0).result())
+                parts.extend(p.result() for p in pending)
+            if whole.hexdigest() != sha256:
+                raise IntegrityError(f"{path} changed while it was uploaded")
+            with _errors(key):
+                resp = self.client.complete_multipart_upload(
+                    Bucket=self.bucket, Key=self._key(key), UploadId=upload_id,
+                    MultipartUpload={"Parts": parts}, **kw)
+            return resp["ETag"]
+        except BaseException:
+            try:
+                self.client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=self._key(key), UploadId=upload_id)
+            except Exception:  # noqa: BLE001 - the first error is the one to report
+                pass
+            raise
+
+    def head(self, key):
+        try:
+            with _errors(key):
+                resp = self.client.head_object(Bucket=self.bucket, Key=self._key(key),
+                                               ChecksumMode="ENABLED")
+        except NotFoundError:
+            return None
+        sha = resp.get("Metadata", {}).get("sha256")
+        if not sha and resp.get("ChecksumSHA256") and "-" not in resp["ChecksumSHA256"]:
+            sha = base64.b64decode(resp["ChecksumSHA256"]).hex()
+        return ObjectInfo(key, resp["ContentLength"], resp["ETag"], sha)
+
+    def list(self, prefix="", *, start_after=None) -> Iterator[ObjectInfo]:
+        kw = {"Bucket": self.bucket, "Prefix": self._key(prefix)}
+        if start_after:
+            kw["StartAfter"] = self._key(start_after)
+        n = len(self.prefix)
+        with _errors(prefix or self.url):
+            for page in self.client.get_paginator("list_objects_v2").paginate(**kw):
+                for obj in page.get("Contents", ()):
+                    yield ObjectInfo(obj["Key"][n:], obj["Size"], obj["ETag"])
+
+    def copy(self, src, dst, *, if_match=None):
+        kw = {"CopySourceIfMatch": if_match} if if_match else {}
+        with _errors(src):
+            resp = self.client.copy_object(
+                Bucket=self.bucket, Key=self._key(dst),
+                CopySource={"Bucket": self.bucket, "Key": self._key(src)},
+                **kw, **self._sse)
+        return resp["CopyObjectResult"]["ETag"]
+
+    def delete(self, key, *, if_match=None):
+        kw = {"IfMatch": if_match} if if_match else {}
+        try:
+            with _errors(key):
+                self.client.delete_object(Bucket=self.bucket, Key=self._key(key), **kw)
+        except NotFoundError:
+            pass
+
+    def close(self):
+        self.client.close()
+
+
+def _conditions(if_none_match: bool, if_match: str | None) -> dict:
+    if if_none_match:
+        return {"IfNoneMatch": "*"}
+    if if_match:
+        return {"IfMatch": if_match}
+    return {}
+
+
+class _HashingReader:
+    """A file wrapper that hashes what botocore reads, restarting on a rewind."""
+
+    def __init__(self, f, progress):
+        self._f = f
+        self._progress = progress
+        self._hash = hashlib.sha256()
+
+    def read(self, n=-1):
+        data = self._f.read(n)
+        self._hash.update(data)
+        if self._progress and data:
+            self._progress(len(data))
+        return data
+
+    def seek(self, offset, whence=0):
+        pos = self._f.seek(offset, whence)
+        if pos == 0:
+            self._hash = hashlib.sha256()
+        return pos
+
+    def tell(self):
+        return self._f.tell()
+
+    def hexdigest(self):
+        return self._hash.hexdigest()
+
+
+_DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+           "ExpiredToken", "InvalidToken", "AllAccessDisabled", "403"}
+_PRECONDITION = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
+_DIGEST = {"BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch",
+           "XAmzContentChecksumMismatch"}
+
+
+@contextmanager
+def _errors(what: str):
+    """Map botocore's failures onto the library's kinds, in one place."""
+    try:
+        yield
+    except bx.ClientError as exc:
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code", ""))
+        status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+        msg = err.get("Message") or code
+        if code == "NoSuchBucket":
+            raise RemoteNotFoundError(f"bucket does not exist: {msg}") from exc
+        if code in ("NoSuchKey", "NotFound", "404") or status == "404":
+            raise NotFoundError(f"{what} not found") from exc
+        if code in _PRECONDITION or status in ("412", "409"):
+            raise PreconditionFailed(f"{what} was changed by someone else") from exc
+        if code in _DENIED or status == "403":
+            raise AccessDeniedError(f"access denied to {what}: {msg}") from exc
+        if code in _DIGEST:
+            raise IntegrityError(f"{what}: the server rejected the checksum ({code})") from exc
+        if status.startswith("5") or code in ("SlowDown", "ServiceUnavailable",
+                                               "InternalError", "RequestTimeout"):
+            raise NetworkError(f"{what}: server error {code or status}: {msg}") from exc
+        raise RemoteError(f"{what}: {code}: {msg}") from exc
+    except (bx.NoCredentialsError, bx.PartialCredentialsError) as exc:
+        raise AccessDeniedError(
+            "no AWS credentials found (set AWS_PROFILE, run 'aws configure' "
+            "or 'aws sso login')") from exc
+    except (bx.SSOTokenLoadError, bx.TokenRetrievalError,
+            bx.UnauthorizedSSOTokenError) as exc:
+        raise AccessDeniedError(
+            f"AWS SSO token is missing or expired: run 'aws sso login' ({exc})") from exc
+    except bx.ProfileNotFound as exc:
+        raise ConfigError(str(exc)) from exc
+    except (bx.EndpointConnectionError, bx.ConnectionClosedError,
+            bx.ReadTimeoutError, bx.ConnectTimeoutError,
+            bx.ResponseStreamingError, bx.IncompleteReadError) as exc:
+        raise NetworkError(f"{what}: {exc}") from exc
+    except bx.NoRegionError as exc:
+        raise ConfigError("no AWS region set: add \"region\" to s3sync.json "
+                          "or set AWS_DEFAULT_REGION") from exc
+    except bx.BotoCoreError as exc:
+        raise RemoteError(f"{what}: {exc}") from exc

@@ -1,0 +1,172 @@
+"""The workspace's local state: one SQLite database in ``<data>/.s3sync/``.
+
+It holds the merge base (what this workspace last agreed with the remote
+on, per path), a cache of the remote manifest at the last generation read,
+uploads not yet committed, and the stat cache. Every change is a
+transaction written as each file finishes, so an interrupted run resumes
+from what was really done; WAL mode keeps that safe through ``kill -9``.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from .errors import FormatError, LockedError
+from .manifest import STATE_DIR, Manifest, Record, dumps, record_from_dict
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS base (path TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS remote (path TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS pending (path TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS stat_cache (
+    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, sha256 TEXT NOT NULL,
+    checked_ns INTEGER NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class CachedStat:
+    """What a file's stat was when it was last hashed, and when that was."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    inode: int
+    sha256: str
+    checked_ns: int
+
+
+def state_dir(data_dir: str) -> str:
+    return os.path.join(data_dir, STATE_DIR)
+
+
+class State:
+    def __init__(self, data_dir: str):
+        self.dir = state_dir(data_dir)
+        os.makedirs(self.dir, exist_ok=True)
+        self.tmp_dir = os.path.join(self.dir, "tmp")
+        self.db = sqlite3.connect(os.path.join(self.dir, "state.db"),
+                                  isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(_SCHEMA)
+        version = self.get_meta("schema")
+        if version is None:
+            self.set_meta("schema", str(SCHEMA_VERSION))
+        elif version != str(SCHEMA_VERSION):
+            raise FormatError(f"local state has schema {version}, this s3sync reads "
+                              f"{SCHEMA_VERSION}; run 's3sync reset --local-only'")
+        self._lock_fd: int | None = None
+
+    def close(self) -> None:
+        self.unlock()
+        self.db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- the workspace lock --------------------------------------------
+    def lock(self) -> None:
+        """Keep other s3sync processes off this workspace until close()."""
+        fd = os.open(os.path.join(self.dir, "lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                raise LockedError("another s3sync is running in this workspace") from exc
+            raise
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- meta -----------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # -- records: base, remote cache, pending uploads -------------------
+    def _records(self, table: str) -> dict[str, Record]:
+        rows = self.db.execute(f"SELECT record FROM {table}")  # noqa: S608 - fixed names
+        return {r.path: r for r in (record_from_dict(json.loads(row[0])) for row in rows)}
+
+    def _put_records(self, db, table: str, records: Iterable[Record]) -> None:
+        db.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?)",  # noqa: S608
+                       ((r.path, dumps(r.to_dict()).decode()) for r in records))
+
+    def base(self) -> dict[str, Record]:
+        return self._records("base")
+
+    def set_base(self, records: Iterable[Record] = (), *, drop: Iterable[str] = ()) -> None:
+        with self.transaction() as db:
+            self._put_records(db, "base", records)
+            db.executemany("DELETE FROM base WHERE path=?", ((p,) for p in drop))
+
+    def remote(self) -> Manifest:
+        """The remote manifest as last read (generation 0 if never read)."""
+        generation = int(self.get_meta("remote_generation") or 0)
+        return Manifest(generation, self._records("remote"))
+
+    def save_remote(self, manifest: Manifest, *, changed: Iterable[Record] | None = None) -> None:
+        """Store the remote manifest; ``changed`` alone is written when given."""
+        with self.transaction() as db:
+            if changed is None:
+                db.execute("DELETE FROM remote")
+                changed = manifest.records.values()
+            self._put_records(db, "remote", changed)
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('remote_generation', ?)",
+                       (str(manifest.generation),))
+
+    def pending(self) -> dict[str, Record]:
+        return self._records("pending")
+
+    def add_pending(self, record: Record) -> None:
+        with self.transaction() as db:
+            self._put_records(db, "pending", [record])
+
+    def drop_pending(self, paths: Iterable[str]) -> None:
+        with self.transaction() as db:
+            db.executemany("DELETE FROM pending WHERE path=?", ((p,) for p in paths))
+
+    # -- the stat cache -----------------------------------------------------
+    def stat_cache(self) -> dict[str, CachedStat]:
+        rows = self.db.execute("SELECT * FROM stat_cache")
+        return {r[0]: CachedStat(*r) for r in rows}
+
+    def update_stat_cache(self, rows: Iterable[CachedStat], *, drop: Iterable[str] = ()) -> None:
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO stat_cache VALUES (?,?,?,?,?,?,?)",
+                           ((r.path, r.size, r.mtime_ns, r.ctime_ns, r.inode, r.sha256,
+                             r.checked_ns) for r in rows))
+            db.executemany("DELETE FROM stat_cache WHERE path=?", ((p,) for p in drop))

@@ -1,0 +1,166 @@
+"""Moving bytes: upload, download, tombstone, and the trash moves.
+
+Every write to a shared object is conditional on the version this side
+saw, and every version that is replaced or deleted is first copied to the
+trash under a key named by its content. Downloads land in a temporary file,
+are checked against the manifest's sha256, and replace the target only if
+the local file is still what the plan saw.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable
+
+from . import layout
+from .errors import IntegrityError, LocalChangedError, PreconditionFailed, UnsafePathError
+from .manifest import Entry, Record, Tombstone, check_path
+from .remotes.base import Remote
+from .scan import LocalFile
+
+Progress = Callable[[int], None]
+
+
+def local_path(data_dir: str, path: str) -> str:
+    """The file system path for a data path, refusing any way out of the folder.
+
+    Besides the textual checks, no folder on the way may be a symlink: a
+    link planted in the data folder could otherwise redirect a download.
+    """
+    check_path(path)
+    root = os.path.realpath(data_dir)
+    target = os.path.join(root, *path.split("/"))
+    parent = os.path.dirname(target)
+    while parent != root:
+        if os.path.islink(parent):
+            link = os.path.relpath(parent, root)
+            raise UnsafePathError(f"unsafe path {path!r}: {link} is a symlink")
+        parent = os.path.dirname(parent)
+    return target
+
+
+def upload(remote: Remote, data_dir: str, file: LocalFile, current: Record | None, *,
+           author: str, time: str, pending: Record | None = None,
+           progress: Progress | None = None) -> Entry:
+    """Put a local file at its key, conditional on the remote version ``current``.
+
+    ``pending`` is this workspace's own earlier upload of the path that no
+    commit names yet; if the object is still that upload it is adopted
+    rather than sent twice.
+    """
+    key = layout.data_key(file.path)
+
+    def entry(etag: str) -> Entry:
+        return Entry(file.path, file.size, file.sha256, file.mtime_ns, author, time, etag)
+
+    if pending is not None and not pending.deleted and pending.sha256 == file.sha256:
+        info = remote.head(key)
+        if info is not None and info.etag == pending.etag:
+            return entry(info.etag)
+    live = current is not None and not current.deleted
+    try:
+        if live:
+            remote.copy(key, layout.trash_key(file.path, current.sha256), if_match=current.etag)
+        etag = remote.put_file(key, local_path(data_dir, file.path), sha256=file.sha256,
+                               if_none_match=not live,
+                               if_match=current.etag if live else None,
+                               progress=progress)
+    except PreconditionFailed:
+        # Our own upload from a run that died before recording it?
+        info = remote.head(key)
+        if info is not None and info.sha256 == file.sha256:
+            return entry(info.etag)
+        raise PreconditionFailed(
+            f"{file.path} was changed on the remote by someone else; fetch and try again"
+        ) from None
+    return entry(etag)
+
+
+def tombstone(current: Record, *, author: str, time: str) -> Tombstone:
+    """The record that deletes ``current``, naming where its content goes."""
+    return Tombstone(current.path, current.size, current.sha256, author, time,
+                     layout.trash_key(current.path, current.sha256))
+
+
+def trash(remote: Remote, deleted: Tombstone, etag: str) -> bool:
+    """Move a committed deletion's object to the trash; False if it changed meanwhile.
+
+    Runs after the commit: a changed object is left alone for the next
+    reconcile, never trashed in place of the version the commit deleted.
+    """
+    key = layout.data_key(deleted.path)
+    try:
+        remote.copy(key, deleted.trash, if_match=etag)
+        remote.delete(key, if_match=etag)
+    except PreconditionFailed:
+        return False
+    return True
+
+
+def download(remote: Remote, data_dir: str, tmp_dir: str, entry: Entry,
+             expected: LocalFile | None, *, progress: Progress | None = None) -> None:
+    """Make the local file ``entry``'s content, verified, atomically.
+
+    ``expected`` is the local file as the plan saw it (None: absent); if the
+    file is no longer that, nothing is replaced and LocalChangedError says so.
+    """
+    target = local_path(data_dir, entry.path)
+    os.makedirs(tmp_dir, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix="download-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            digest = _HashingWriter(out)
+            remote.get_into(layout.data_key(entry.path), digest, if_match=entry.etag,
+                            progress=progress)
+        if digest.hexdigest() != entry.sha256:
+            raise IntegrityError(f"{entry.path}: downloaded bytes do not match the manifest")
+        os.utime(tmp, ns=(entry.mtime_ns, entry.mtime_ns))
+        _check_unchanged(target, expected, entry.path)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def delete_local(data_dir: str, path: str, expected: LocalFile) -> None:
+    """Remove a local file the remote deleted, if it is still what the plan saw."""
+    target = local_path(data_dir, path)
+    _check_unchanged(target, expected, path)
+    os.unlink(target)
+    root = os.path.realpath(data_dir)
+    parent = os.path.dirname(target)
+    while parent != root:
+        try:
+            os.rmdir(parent)
+        except OSError:
+            break
+        parent = os.path.dirname(parent)
+
+
+def _check_unchanged(target: str, expected: LocalFile | None, path: str) -> None:
+    try:
+        st = os.stat(target, follow_symlinks=False)
+    except FileNotFoundError:
+        if expected is None:
+            return
+        raise LocalChangedError(f"{path} was deleted locally since the plan was made") from None
+    if expected is None:
+        raise LocalChangedError(f"{path} was created locally since the plan was made")
+    if (st.st_size, st.st_mtime_ns) != (expected.size, expected.mtime_ns):
+        raise LocalChangedError(f"{path} was changed locally since the plan was made")
+
+
+class _HashingWriter:
+    def __init__(self, out):
+        self._out = out
+        self._hash = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self._hash.update(data)
+        return self._out.write(data)
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
