@@ -15,7 +15,6 @@ import unicodedata
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Union
 
 from .errors import FormatError, UnsafePathError
 

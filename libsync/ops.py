@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from . import diff, journal, transfer
-from .errors import LocalChangedError, SyncError
+from .errors import LocalChangedError, PreconditionFailed, SyncError
 from .manifest import Commit, Entry, Manifest, Record, Tombstone, check_path
 from .remotes.base import Remote
 from .scan import LocalFile, ScanResult
@@ -105,44 +105,61 @@ def upload(state: State, remote: Remote, data_dir: str, files: Sequence[LocalFil
            author: str, time: str, jobs: int = 8,
            progress: Callable[[int], None] | None = None,
            on_done: OnDone | None = None) -> TransferResult:
-    """Upload files, each conditional on the cached remote version of its path.
+    """Upload files and stage them for the next commit.
 
-    Each finished upload is kept as pending until a commit names it, so a
+    Each upload is conditional on the cached remote version of its path.
+    A finished upload stays staged (pending) until a commit names it, so a
     run that dies before committing does not send it again.
     """
-    current = state.remote().records
+    current = state.remote()
     pending = state.pending()
 
     def work(f: LocalFile) -> Entry:
-        return transfer.upload(remote, data_dir, f, current.get(f.path), author=author,
-                               time=time, pending=pending.get(f.path), progress=progress)
+        mine = pending.get(f.path, (None, None))[0]
+        return transfer.upload(remote, data_dir, f, current.records.get(f.path),
+                               author=author, time=time, pending=mine, progress=progress)
 
-    return _run(files, work, jobs, state.add_pending, on_done)
+    def record(entry: Entry) -> None:
+        state.add_pending(entry, current.sha(entry.path))
+
+    return _run(files, work, jobs, record, on_done)
 
 
-def tombstones(state: State, data_dir: str, paths: Iterable[str], *, author: str,
-               time: str) -> list[Tombstone]:
-    """Deletion records for paths that are gone locally and live on the remote."""
-    current = state.remote().records
+def tombstone(state: State, data_dir: str, paths: Iterable[str], *, author: str,
+              time: str) -> list[Tombstone]:
+    """Stage the deletion of paths that are gone locally and live on the remote."""
+    current = state.remote()
     out = []
     for path in paths:
         if os.path.lexists(transfer.local_path(data_dir, path)):
             raise LocalChangedError(f"{path} still exists locally; not deleting it remotely")
-        rec = current.get(check_path(path))
+        rec = current.records.get(path)
         if rec is None or rec.deleted:
             raise SyncError(f"{path} is not on the remote")
         out.append(transfer.tombstone(rec, author=author, time=time))
+    for t in out:
+        state.add_pending(t, t.sha256)
     return out
 
 
-def commit(state: State, remote: Remote, changes: Sequence[Record], *, author: str,
-           time: str, message: str = "") -> CommitResult:
-    """Write the next journal generation, then update the base and the trash.
+def commit(state: State, remote: Remote, *, author: str, time: str,
+           message: str = "") -> CommitResult:
+    """Commit every staged change as the next generation, then tidy up.
 
-    The commit is made on top of the cached remote manifest; if another
-    push got there first this raises CommitRaceError and changes nothing.
+    The commit goes on top of the cached remote manifest. If a staged
+    change was based on a version that is no longer the remote's, this
+    raises PreconditionFailed; if another push took the generation first,
+    CommitRaceError. Either way nothing is written: fetch, and try again.
     """
     before = state.remote()
+    staged = state.pending()
+    if not staged:
+        raise SyncError("nothing to commit: upload or tombstone something first")
+    moved = sorted(p for p, (_, based_on) in staged.items() if before.sha(p) != based_on)
+    if moved:
+        raise PreconditionFailed(f"{moved[0]} was changed on the remote after it was staged"
+                                 + (f" (and {len(moved) - 1} more)" if len(moved) > 1 else ""))
+    changes = [rec for rec, _ in staged.values()]
     manifest, done = journal.write_commit(remote, before, changes, author=author,
                                           time=time, message=message)
     state.save_remote(manifest, changed=done.changes)

@@ -27,7 +27,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS base (path TEXT PRIMARY KEY, record TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS remote (path TEXT PRIMARY KEY, record TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS pending (path TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS pending (path TEXT PRIMARY KEY, record TEXT NOT NULL,
+    based_on TEXT);
 CREATE TABLE IF NOT EXISTS stat_cache (
     path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
     ctime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, sha256 TEXT NOT NULL,
@@ -148,12 +149,20 @@ class State:
             db.execute("INSERT OR REPLACE INTO meta VALUES ('remote_generation', ?)",
                        (str(manifest.generation),))
 
-    def pending(self) -> dict[str, Record]:
-        return self._records("pending")
+    def pending(self) -> dict[str, tuple[Record, str | None]]:
+        """Uploads and deletions not yet committed, with the remote sha256
+        each was based on (None: the path was absent)."""
+        rows = self.db.execute("SELECT record, based_on FROM pending")
+        out = {}
+        for record, based_on in rows:
+            rec = record_from_dict(json.loads(record))
+            out[rec.path] = (rec, based_on)
+        return out
 
-    def add_pending(self, record: Record) -> None:
+    def add_pending(self, record: Record, based_on: str | None) -> None:
         with self.transaction() as db:
-            self._put_records(db, "pending", [record])
+            db.execute("INSERT OR REPLACE INTO pending VALUES (?, ?, ?)",
+                       (record.path, dumps(record.to_dict()).decode(), based_on))
 
     def drop_pending(self, paths: Iterable[str]) -> None:
         with self.transaction() as db:

@@ -1,0 +1,159 @@
+"""s3sync: keep a team's data folder in step through Amazon S3.
+
+Usage:
+  s3sync [-C <dir>] <command> [<args>...]
+  s3sync help [<command>]
+  s3sync (-h | --help | --version)
+
+Options:
+  -C <dir>      Run as if s3sync was started in <dir>.
+  -h --help     Show this screen.
+  --version     Show the version.
+
+Porcelain commands:
+  init            Set up a workspace and its remote
+  status          Show what changed here and on the remote
+  push            Send local changes to the remote
+  pull            Bring remote changes here
+  sync            Push and pull in one go
+  reset           Remove s3sync's metadata (never data files)
+  log             Show the history of pushes
+  restore         Bring back a deleted or replaced version
+
+Plumbing commands:
+  scan            List local files with their sha256
+  fetch-manifest  Read the remote's manifest
+  diff            Reconcile local, base and remote into a plan
+  upload          Upload files and stage them
+  tombstone       Stage the deletion of files
+  commit          Commit what is staged as the next generation
+  download        Make local files what the remote has
+  fsck            Check the remote against its manifest
+
+See 's3sync help <command>' for one command's manual page.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from docopt import DocoptExit, docopt
+
+from libsync import errors
+
+# Command name -> module under s3sync.commands, imported only when run so
+# that `s3sync --help` and local-only commands never load boto3.
+COMMANDS = {
+    "init": "init", "status": "status", "push": "push", "pull": "pull",
+    "sync": "sync", "reset": "reset", "log": "log", "restore": "restore",
+    "scan": "scan", "fetch-manifest": "fetch_manifest", "diff": "diff",
+    "upload": "upload", "tombstone": "tombstone", "commit": "commit",
+    "download": "download", "fsck": "fsck",
+}
+
+# Exit statuses, the one place they are chosen (see s3sync(1), EXIT STATUS).
+EXIT_OK = 0
+EXIT_DIFFERENT = 1      # out of step (--exit-code), or conflicts left unresolved
+EXIT_USAGE = 2
+EXIT_CONFIG = 3
+EXIT_REMOTE = 4
+EXIT_CHANGED = 5        # someone changed the remote, or a local file, meanwhile
+EXIT_DATA = 6
+EXIT_LOCKED = 7
+EXIT_PARTIAL = 8        # some files could not be transferred
+EXIT_INTERRUPTED = 130
+
+_EXIT_FOR = [  # most specific first
+    (errors.ConfigError, EXIT_CONFIG),
+    (errors.PreconditionFailed, EXIT_CHANGED),
+    (errors.LocalChangedError, EXIT_CHANGED),
+    (errors.RemoteError, EXIT_REMOTE),
+    (errors.FormatError, EXIT_DATA),
+    (errors.IntegrityError, EXIT_DATA),
+    (errors.UnsafePathError, EXIT_DATA),
+    (errors.LockedError, EXIT_LOCKED),
+    (errors.SyncError, EXIT_PARTIAL),
+]
+
+
+def exit_code_for(exc: errors.SyncError) -> int:
+    for kind, code in _EXIT_FOR:
+        if isinstance(exc, kind):
+            return code
+    return EXIT_PARTIAL
+
+
+@dataclass
+class Context:
+    """What a command may touch of the outside world; tests pass buffers."""
+
+    cwd: str = "."
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    err: TextIO = field(default_factory=lambda: sys.stderr)
+    stdin: TextIO = field(default_factory=lambda: sys.stdin)
+    env: dict = field(default_factory=lambda: dict(os.environ))
+
+    @property
+    def interactive(self) -> bool:
+        return self.stdin.isatty() and self.err.isatty()
+
+
+def command_module(name: str):
+    return importlib.import_module(f"s3sync.commands.{COMMANDS[name]}")
+
+
+def parse(doc: str, argv: list[str], ctx: Context, options_first: bool = False):
+    """docopt's parse, printing help to ``ctx.out``; an int is the exit status."""
+    try:
+        args = docopt(doc, argv=argv, default_help=False, options_first=options_first)
+    except DocoptExit as exc:
+        ctx.err.write(f"{exc}\n")
+        return EXIT_USAGE
+    if args.get("--help"):
+        ctx.out.write(doc.strip() + "\n")
+        return EXIT_OK
+    return args
+
+
+def main(argv: list[str] | None = None, ctx: Context | None = None) -> int:
+    from . import __version__
+
+    argv = sys.argv[1:] if argv is None else argv
+    ctx = ctx or Context()
+    top = parse(__doc__, argv, ctx, options_first=True)
+    if isinstance(top, int):
+        return top
+    if top["--version"]:
+        ctx.out.write(f"s3sync {__version__}\n")
+        return EXIT_OK
+    if top["-C"]:
+        ctx.cwd = os.path.join(ctx.cwd, top["-C"])
+    if top["help"]:
+        from .manpage import show
+        return show(top["<command>"], ctx)
+    name = top["<command>"]
+    if name not in COMMANDS:
+        ctx.err.write(f"s3sync: '{name}' is not an s3sync command; see 's3sync --help'\n")
+        return EXIT_USAGE
+    module = command_module(name)
+    args = parse(module.__doc__, [name, *top["<args>"]], ctx)
+    if isinstance(args, int):
+        return args
+    try:
+        return module.run(args, ctx)
+    except errors.SyncError as exc:
+        ctx.err.write(f"s3sync {name}: error: {exc}\n")
+        return exit_code_for(exc)
+    except KeyboardInterrupt:
+        ctx.err.write(f"s3sync {name}: interrupted; nothing half-done was committed\n")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per command; each module's docstring is its docopt usage."""

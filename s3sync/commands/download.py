@@ -1,0 +1,44 @@
+"""Usage: s3sync download [--json] [--force] [-j <n>] [-h] [--] <path>...
+
+Make local files what the remote manifest last fetched says: download
+changed files (verified against their sha256, written atomically, with
+their author's mtime), remove files the remote deleted, and record files
+that already match. A local file with changes of its own is not replaced
+unless --force is given.
+
+Options:
+  --json           Print one JSON document: {"records": [...], "failed": [...]}.
+  --force          Replace local files even if they have changes of their own.
+  -j --jobs=<n>    Files downloaded in parallel [default: 8].
+  -h --help        Show this help.
+
+Output: "downloaded TAB <path>", or "deleted TAB <path>", for each path.
+"""
+
+from libsync import ops
+from libsync.scan import scan
+
+from ..cli import EXIT_PARTIAL
+from ..common import jobs_of, opened
+from ..render import records_json, write_json, write_lines
+
+
+def report(result, ctx) -> int:
+    for path, error in result.failed:
+        ctx.err.write(f"error: {path}: {error}\n")
+    return EXIT_PARTIAL if result.failed else 0
+
+
+def run(args, ctx) -> int:
+    jobs = jobs_of(args)
+    with opened(ctx, jobs=jobs) as (ws, state, remote):
+        scanned = scan(ws.data_dir, state, ignore=ws.config.ignore)
+        result = ops.download(state, remote, ws.data_dir, args["<path>"], scanned,
+                              force=args["--force"], jobs=jobs)
+    if args["--json"]:
+        write_json(ctx.out, {"records": records_json(result.done),
+                             "failed": [{"path": p, "error": e} for p, e in result.failed]})
+    else:
+        write_lines(ctx.out, (f"{'deleted' if r.deleted else 'downloaded'}\t{r.path}"
+                              for r in result.done))
+    return report(result, ctx)

@@ -1,0 +1,34 @@
+"""Usage: s3sync scan [--json | -z] [-j <n>] [-h]
+
+List every file of the data folder with its sha256 and size, applying the
+ignore rules. Only files whose stat changed since the last scan are read.
+
+Options:
+  --json             Print one JSON document: {"files": [...], "warnings": [...]}.
+  -z                 Separate lines with NUL instead of newline.
+  -j --jobs=<n>      Files hashed in parallel [default: 4].
+  -h --help          Show this help.
+
+Output: one line a file, "<sha256> TAB <size> TAB <path>".
+"""
+
+from libsync.scan import scan
+
+from ..common import jobs_of, opened
+from ..render import warn, write_json, write_lines
+
+
+def run(args, ctx) -> int:
+    with opened(ctx, remote=False) as (ws, state, _):
+        result = scan(ws.data_dir, state, ignore=ws.config.ignore, jobs=jobs_of(args))
+    if args["--json"]:
+        write_json(ctx.out, {"files": [{"path": f.path, "size": f.size, "sha256": f.sha256,
+                                        "mtime_ns": f.mtime_ns}
+                                       for f in result.files.values()],
+                             "warnings": list(result.warnings)})
+        return 0
+    for w in result.warnings:
+        warn(ctx.err, w)
+    write_lines(ctx.out, (f"{f.sha256}\t{f.size}\t{f.path}" for f in result.files.values()),
+                nul=args["-z"])
+    return 0
