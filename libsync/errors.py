@@ -34,6 +34,10 @@ class LockedError(SyncError):
     """Another s3sync process holds the workspace."""
 
 
+class AbortedError(SyncError):
+    """The run stopped before changing anything: a limit or a declined prompt."""
+
+
 class RemoteError(SyncError):
     """The remote could not do what was asked."""
 

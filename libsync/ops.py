@@ -64,11 +64,16 @@ def fetch(state: State, remote: Remote, *, jobs: int = 8,
     return FetchResult(manifest, tuple(commits), known.generation)
 
 
-def plan(state: State, scanned: ScanResult,
-         paths: Iterable[str] | None = None) -> tuple[diff.Action, ...]:
-    """Reconcile the scan against the base and the cached remote manifest."""
+def plan(state: State, scanned: ScanResult, paths: Iterable[str] | None = None,
+         remote: Manifest | None = None) -> tuple[diff.Action, ...]:
+    """Reconcile the scan against the base and the remote manifest.
+
+    ``remote`` defaults to the cached one; a dry run passes a freshly read
+    manifest it did not store.
+    """
     local = {p: f.sha256 for p, f in scanned.files.items()}
-    return diff.reconcile(local, state.base(), state.remote().records,
+    remote = remote if remote is not None else state.remote()
+    return diff.reconcile(local, state.base(), remote.records,
                           skipped=scanned.skipped, paths=paths)
 
 

@@ -78,6 +78,21 @@ def upload(remote: Remote, data_dir: str, file: LocalFile, current: Record | Non
     return entry(etag)
 
 
+def keep_in_trash(remote: Remote, data_dir: str, file: LocalFile) -> str:
+    """Copy a local version to the remote trash before it is replaced.
+
+    Used when a conflict is resolved in the remote's favour: the local
+    version is not lost, and ``s3sync restore`` can bring it back.
+    """
+    key = layout.trash_key(file.path, file.sha256)
+    try:
+        remote.put_file(key, local_path(data_dir, file.path), sha256=file.sha256,
+                        if_none_match=True)
+    except PreconditionFailed:
+        pass  # that very version is already in the trash
+    return key
+
+
 def tombstone(current: Record, *, author: str, time: str) -> Tombstone:
     """The record that deletes ``current``, naming where its content goes."""
     return Tombstone(current.path, current.size, current.sha256, author, time,
@@ -100,11 +115,13 @@ def trash(remote: Remote, deleted: Tombstone, etag: str) -> bool:
 
 
 def download(remote: Remote, data_dir: str, tmp_dir: str, entry: Entry,
-             expected: LocalFile | None, *, progress: Progress | None = None) -> None:
+             expected: LocalFile | None, *, progress: Progress | None = None,
+             key: str | None = None) -> None:
     """Make the local file ``entry``'s content, verified, atomically.
 
     ``expected`` is the local file as the plan saw it (None: absent); if the
     file is no longer that, nothing is replaced and LocalChangedError says so.
+    ``key`` reads another object than the path's own (a version in the trash).
     """
     target = local_path(data_dir, entry.path)
     os.makedirs(tmp_dir, exist_ok=True)
@@ -112,8 +129,8 @@ def download(remote: Remote, data_dir: str, tmp_dir: str, entry: Entry,
     try:
         with os.fdopen(fd, "wb") as out:
             digest = _HashingWriter(out)
-            remote.get_into(layout.data_key(entry.path), digest, if_match=entry.etag,
-                            progress=progress)
+            remote.get_into(key or layout.data_key(entry.path), digest,
+                            if_match=entry.etag or None, progress=progress)
         if digest.hexdigest() != entry.sha256:
             raise IntegrityError(f"{entry.path}: downloaded bytes do not match the manifest")
         os.utime(tmp, ns=(entry.mtime_ns, entry.mtime_ns))

@@ -28,7 +28,6 @@ Plumbing commands:
   tombstone       Stage the deletion of files
   commit          Commit what is staged as the next generation
   download        Make local files what the remote has
-  fsck            Check the remote against its manifest
 
 See 's3sync help <command>' for one command's manual page.
 """
@@ -52,7 +51,7 @@ COMMANDS = {
     "sync": "sync", "reset": "reset", "log": "log", "restore": "restore",
     "scan": "scan", "fetch-manifest": "fetch_manifest", "diff": "diff",
     "upload": "upload", "tombstone": "tombstone", "commit": "commit",
-    "download": "download", "fsck": "fsck",
+    "download": "download",
 }
 
 # Exit statuses, the one place they are chosen (see s3sync(1), EXIT STATUS).
@@ -65,6 +64,7 @@ EXIT_CHANGED = 5        # someone changed the remote, or a local file, meanwhile
 EXIT_DATA = 6
 EXIT_LOCKED = 7
 EXIT_PARTIAL = 8        # some files could not be transferred
+EXIT_ABORTED = 9        # stopped before changing anything: a limit, or a "no"
 EXIT_INTERRUPTED = 130
 
 _EXIT_FOR = [  # most specific first
@@ -76,6 +76,7 @@ _EXIT_FOR = [  # most specific first
     (errors.IntegrityError, EXIT_DATA),
     (errors.UnsafePathError, EXIT_DATA),
     (errors.LockedError, EXIT_LOCKED),
+    (errors.AbortedError, EXIT_ABORTED),
     (errors.SyncError, EXIT_PARTIAL),
 ]
 

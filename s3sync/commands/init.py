@@ -6,8 +6,11 @@ secret and is meant to be committed to git), create the data folder if
 missing, and initialise the remote, or attach to one already in use.
 
 <remote> is s3://bucket/prefix, file:///path, or a plain folder path
-(taken relative to this folder). A remote prefix that holds files but no
-s3sync format marker is refused unless --adopt is given.
+(taken relative to this folder). A new remote is first probed: a server
+that ignores conditional writes is refused. A remote prefix that holds
+files but no s3sync format marker is refused unless --adopt is given;
+then those files become generation 1, hashed from their checksum
+metadata or by reading them, without a local copy.
 
 Options:
   --data=<dir>          The data folder [default: Data].
@@ -20,43 +23,21 @@ Options:
 
 import os
 
-from libsync import journal, layout
-from libsync.errors import ConfigError, RemoteError
-from libsync.workspace import CONFIG_FILE, Config, Workspace, parse_config
+from libsync.workspace import CONFIG_FILE, Config
+
+from .. import porcelain
 
 
 def run(args, ctx) -> int:
-    root = os.path.abspath(ctx.cwd)
-    path = os.path.join(root, CONFIG_FILE)
     config = Config(remote=args["<remote>"], data_dir=args["--data"],
                     endpoint_url=args["--endpoint-url"], profile=args["--profile"],
                     region=args["--region"])
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            existing = parse_config(f.read(), where=path)
-        if existing.remote != config.remote:
-            raise ConfigError(f"{path} already names remote {existing.remote}")
-        config = existing
-    ws = Workspace(root, config)
-    remote = ws.open_remote(create=not config.remote.startswith("s3://"))
-    with remote:
-        if remote.head(layout.FORMAT_KEY) is None:
-            if next(iter(remote.list("")), None) is not None and not args["--adopt"]:
-                raise RemoteError(f"{config.remote} already holds files but is not an "
-                                  "s3sync remote; use --adopt to take them over")
-            if args["--adopt"]:
-                raise RemoteError("--adopt is not implemented yet")
-            created = journal.init_remote(remote)
-        else:
-            journal.read_format(remote)
-            created = False
-    os.makedirs(ws.data_dir, exist_ok=True)
-    if not os.path.exists(path):
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(config.to_json())
-    with ws.open_state():
-        pass
-    verb = "initialised" if created else "attached to"
-    ctx.out.write(f"{verb} {config.remote}; data folder {config.data_dir}/\n"
-                  f"add '{config.data_dir}/' to .gitignore and commit {CONFIG_FILE}\n")
+    r = porcelain.init(os.path.abspath(ctx.cwd), config, adopt=args["--adopt"])
+    verb = "initialised" if r.created else "attached to"
+    ctx.out.write(f"{verb} {r.config.remote}; data folder {r.config.data_dir}/\n")
+    if r.adopted:
+        ctx.out.write(f"adopted {len(r.adopted)} existing files as generation 1\n")
+    for key in r.skipped:
+        ctx.out.write(f"skipped {key!r}: not a safe path\n")
+    ctx.out.write(f"add '{r.config.data_dir}/' to .gitignore and commit {CONFIG_FILE}\n")
     return 0

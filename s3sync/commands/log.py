@@ -1,0 +1,38 @@
+"""Usage: s3sync log [-n <n>] [--json] [-h] [<path>]
+
+Show the journal, newest first: each push's generation, author, time,
+message and the files it changed (A added or modified, D deleted). With
+<path>, only the pushes that changed that file: its history.
+
+Options:
+  -n --max-count=<n>  Show at most <n> pushes.
+  --json              One JSON document: {"commits": [...]}.
+  -h --help           Show this help.
+"""
+
+from libsync.errors import ConfigError
+from libsync.workspace import Workspace
+
+from .. import porcelain
+from ..render import records_json, write_json
+
+
+def run(args, ctx) -> int:
+    limit = args["--max-count"]
+    if limit is not None and not limit.isdigit():
+        raise ConfigError(f"-n takes a number, not {limit!r}")
+    ws = Workspace.find(ctx.cwd)
+    commits = porcelain.log(ws, limit=int(limit) if limit else None, path=args["<path>"])
+    if args["--json"]:
+        write_json(ctx.out, {"commits": [
+            {"generation": c.generation, "author": c.author, "time": c.time,
+             "message": c.message, "changes": records_json(c.changes)} for c in commits]})
+        return 0
+    for c in commits:
+        ctx.out.write(f"generation {c.generation}  {c.time}  {c.author}\n")
+        if c.message:
+            ctx.out.write(f"    {c.message}\n")
+        for r in c.changes:
+            if args["<path>"] is None or r.path == args["<path>"]:
+                ctx.out.write(f"    {'D' if r.deleted else 'A'} {r.path}\n")
+    return 0

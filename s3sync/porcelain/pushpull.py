@@ -1,0 +1,267 @@
+"""push, pull and sync: fetch, scan, plan, confirm, transfer, commit.
+
+One engine serves the three verbs; they differ only in which actions of
+the plan they carry out. Everything here composes the plumbing in
+``libsync.ops``: a shell pipeline of plumbing commands can do the same.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time as _time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from libsync import journal, ops, transfer
+from libsync.diff import CONFLICT, DELETE_LOCAL, DELETE_REMOTE, DOWNLOAD, RECORD, UPLOAD, Action
+from libsync.errors import AbortedError, CommitRaceError, ConfigError
+from libsync.scan import scan
+from libsync.workspace import Workspace
+
+from .conflicts import CHOICES, Resolution, resolve
+from .progress import Choose, Confirm, Progress, Quiet
+
+DIRECTIONS = {
+    "push": frozenset({UPLOAD, DELETE_REMOTE, RECORD}),
+    "pull": frozenset({DOWNLOAD, DELETE_LOCAL, RECORD}),
+    "sync": frozenset({UPLOAD, DELETE_REMOTE, DOWNLOAD, DELETE_LOCAL, RECORD}),
+}
+COMMIT_TRIES = 5
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    direction: str
+    plan: tuple[Action, ...]            # what was to be done, conflicts resolved
+    conflicts: tuple[Action, ...]       # left unresolved
+    uploaded: tuple[str, ...] = ()
+    deleted_remote: tuple[str, ...] = ()
+    downloaded: tuple[str, ...] = ()
+    deleted_local: tuple[str, ...] = ()
+    recorded: tuple[str, ...] = ()
+    kept: tuple[tuple[str, str], ...] = ()   # (path, its conflict copy)
+    failed: tuple[tuple[str, str], ...] = ()
+    declined_deletions: tuple[str, ...] = ()
+    bytes_up: int = 0
+    bytes_down: int = 0
+    generation: int = 0
+    seconds: float = 0.0
+    dry_run: bool = False
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def clean(self) -> bool:
+        return not (self.conflicts or self.failed)
+
+
+def parse_max_delete(value: str | None, total: int) -> int | None:
+    """``--max-delete``: a count, or a percentage of the files tracked."""
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        if text.endswith("%"):
+            pct = float(text[:-1])
+            if not 0 <= pct <= 100:
+                raise ValueError
+            return int(total * pct / 100)
+        n = int(text)
+        if n < 0:
+            raise ValueError
+        return n
+    except ValueError:
+        raise ConfigError(f"--max-delete takes a count or a percentage, not {value!r}") from None
+
+
+def _stamp(now: datetime) -> str:
+    return now.strftime("%Y%m%dT%H%M%S")
+
+
+def run(ws: Workspace, direction: str, *, paths=None, dry_run: bool = False,
+        on_conflict: str = "skip", max_delete: str | None = None, jobs: int = 8,
+        message: str = "", confirm: Confirm | None = None, choose: Choose | None = None,
+        progress: Progress | None = None, now: datetime | None = None) -> SyncResult:
+    """Carry out the ``direction`` part of the plan.
+
+    ``confirm`` is None when nobody can be asked (no terminal, or --yes):
+    then nothing is asked, and ``max_delete`` (default 50%) guards
+    deletions. With a ``confirm``, the plan and then the deletions are
+    each put to the user.
+    """
+    if on_conflict not in CHOICES:
+        raise ConfigError(f"--on-conflict must be one of {', '.join(CHOICES)}")
+    if on_conflict == "ask" and choose is None:
+        on_conflict = "skip"
+    started = _time.monotonic()
+    progress = progress or Quiet()
+    now = now or datetime.now(UTC)
+    author = ws.author()
+    warnings: list[str] = []
+    with ws.open_state() as state, ws.open_remote(jobs=jobs) as remote:
+        if dry_run:
+            manifest, _ = journal.fetch_manifest(remote, state.remote(), jobs=jobs,
+                                                 on_warning=warnings.append)
+        else:
+            manifest = ops.fetch(state, remote, jobs=jobs,
+                                 on_warning=warnings.append).manifest
+        scanned = scan(ws.data_dir, state, ignore=ws.config.ignore, on_warning=warnings.append)
+        wanted = DIRECTIONS[direction]
+        raw = [a for a in ops.plan(state, scanned, paths, remote=manifest)
+               if a.kind in wanted or a.kind == CONFLICT]
+
+        # Conflicts first: each becomes an action, or stays a conflict.
+        resolutions: dict[str, Resolution] = {}
+        conflicts, plan = [], []
+        for a in raw:
+            if a.kind != CONFLICT:
+                plan.append(a)
+                continue
+            choice = choose(a) if on_conflict == "ask" else on_conflict
+            res = resolve(a, choice, user=author, stamp=_stamp(now))
+            if res is None:
+                conflicts.append(a)
+            else:
+                resolutions[a.path] = res
+                plan.append(res.action)
+        plan.sort(key=lambda a: a.path)
+
+        deletions = [a for a in plan if a.kind in (DELETE_REMOTE, DELETE_LOCAL)]
+        limit_text = max_delete if max_delete is not None or confirm is not None else "50%"
+        limit = parse_max_delete(limit_text, len(manifest.entries()) or len(scanned.files))
+        if limit is not None and len(deletions) > limit:
+            raise AbortedError(
+                f"{len(deletions)} deletions exceed --max-delete={limit_text} "
+                f"({limit} files); nothing was changed")
+
+        result = SyncResult(direction, tuple(plan), tuple(conflicts),
+                            generation=manifest.generation, dry_run=dry_run,
+                            warnings=tuple(warnings))
+        if dry_run or not plan:
+            return dataclasses.replace(result, seconds=_time.monotonic() - started)
+
+        declined: tuple[str, ...] = ()
+        if confirm is not None:
+            moving = tuple(a for a in plan if a.kind not in (DELETE_REMOTE, DELETE_LOCAL))
+            if moving and not confirm("proceed", moving):
+                raise AbortedError("nothing was changed")
+            if deletions and not confirm("delete", tuple(deletions)):
+                declined = tuple(a.path for a in deletions)
+                plan = [a for a in plan if a.path not in declined]
+        result = _execute(ws, state, remote, plan, resolutions, scanned, author=author,
+                          now=now, jobs=jobs, message=message, progress=progress,
+                          result=result)
+    return dataclasses.replace(result, declined_deletions=declined,
+                               seconds=_time.monotonic() - started)
+
+
+def _execute(ws, state, remote, plan, resolutions, scanned, *, author, now, jobs, message,
+             progress, result: SyncResult) -> SyncResult:
+    when = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    failed: list[tuple[str, str]] = []
+    conflicts = list(result.conflicts)
+    files = dict(scanned.files)
+
+    # Local preparations for resolved conflicts: nothing of either side lost.
+    kept = []
+    for path, res in sorted(resolutions.items()):
+        if res.keep_local and path in files:
+            transfer.keep_in_trash(remote, ws.data_dir, files[path])
+        if res.rename_to:
+            src = transfer.local_path(ws.data_dir, path)
+            dst = transfer.local_path(ws.data_dir, res.rename_to)
+            os.rename(src, dst)
+            kept.append((path, res.rename_to))
+            del files[path]
+    scanned = dataclasses.replace(scanned, files=files)
+
+    # Push: upload and stage, then commit (retrying a lost race).
+    ups = [files[a.path] for a in plan if a.kind == UPLOAD]
+    dels = [a.path for a in plan if a.kind == DELETE_REMOTE]
+    uploaded, deleted_remote, bytes_up, generation = (), (), 0, result.generation
+    if ups or dels:
+        bar = progress.start("push", sum(f.size for f in ups))
+        up = ops.upload(state, remote, ws.data_dir, ups, author=author, time=when, jobs=jobs,
+                        progress=bar)
+        progress.stop()
+        failed.extend(up.failed)
+        ops.tombstone(state, ws.data_dir, dels, author=author, time=when)
+        committed = _commit(state, remote, author=author, time=when, message=message,
+                            conflicts=conflicts, plan=plan)
+        if committed is not None:
+            paths = {r.path for r in committed.commit.changes}
+            uploaded = tuple(sorted(f.path for f in ups if f.path in paths))
+            deleted_remote = tuple(sorted(p for p in dels if p in paths))
+            bytes_up = up.bytes
+            generation = committed.manifest.generation
+
+    # Pull: downloads, local deletions and records, forced where a conflict
+    # was resolved in the remote's favour (the local copy is safe by now).
+    pulls = [a for a in plan if a.kind in (DOWNLOAD, DELETE_LOCAL, RECORD)]
+    downloaded, deleted_local, recorded, bytes_down = [], [], [], 0
+    if pulls:
+        total = sum(a.remote.size for a in pulls if a.kind == DOWNLOAD)
+        bar = progress.start("pull", total)
+        for force in (False, True):
+            batch = [a.path for a in pulls if (a.path in resolutions) == force]
+            if not batch:
+                continue
+            down = ops.download(state, remote, ws.data_dir, batch, scanned, force=force,
+                                jobs=jobs, progress=bar)
+            failed.extend(down.failed)
+            done = {r.path for r in down.done}
+            for a in pulls:
+                if a.path in done and a.path in batch:
+                    {DOWNLOAD: downloaded, DELETE_LOCAL: deleted_local,
+                     RECORD: recorded}[a.kind].append(a.path)
+            bytes_down += sum(r.size for r in down.done
+                              if not r.deleted and r.path in downloaded)
+        progress.stop()
+    return dataclasses.replace(
+        result, conflicts=tuple(conflicts), uploaded=uploaded, deleted_remote=deleted_remote,
+        downloaded=tuple(downloaded), deleted_local=tuple(deleted_local),
+        recorded=tuple(recorded), kept=tuple(kept), failed=tuple(sorted(failed)),
+        bytes_up=bytes_up, bytes_down=bytes_down, generation=generation)
+
+
+def _commit(state, remote, *, author, time, message, conflicts, plan):
+    """Commit what is staged; on a lost race read the winner's commit and retry.
+
+    A staged change whose path the winner changed too becomes a conflict
+    (it is unstaged; the next sync shows it), the rest is committed.
+    """
+    for _ in range(COMMIT_TRIES):
+        if not state.pending():
+            return None
+        try:
+            return ops.commit(state, remote, author=author, time=time, message=message)
+        except CommitRaceError:
+            fetched = ops.fetch(state, remote)
+            moved = [p for p, (_, based_on) in state.pending().items()
+                     if fetched.manifest.sha(p) != based_on]
+            state.drop_pending(moved)
+            by_path = {a.path: a for a in plan}
+            for p in moved:
+                a = by_path.get(p)
+                conflicts.append(Action(CONFLICT, p, a.local if a else None,
+                                        a.base if a else None, fetched.manifest.records.get(p),
+                                        "changed here, changed on the remote meanwhile"))
+    raise CommitRaceError(f"lost the race to commit {COMMIT_TRIES} times; try again")
+
+
+def push(ws: Workspace, **kw) -> SyncResult:
+    """Send local changes to the remote; never changes local files."""
+    return run(ws, "push", **kw)
+
+
+def pull(ws: Workspace, **kw) -> SyncResult:
+    """Bring remote changes here; never changes the remote."""
+    return run(ws, "pull", **kw)
+
+
+def sync(ws: Workspace, **kw) -> SyncResult:
+    """Push and pull in one go (the old tool's smart_sync)."""
+    return run(ws, "sync", **kw)
+
+
+__all__ = ["SyncResult", "pull", "push", "run", "sync"]

@@ -1,0 +1,54 @@
+"""status: what would be pushed, pulled, deleted on either side, and conflicts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from libsync import diff, ops
+from libsync.scan import scan
+from libsync.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class StatusResult:
+    generation: int
+    actions: tuple[diff.Action, ...]
+    warnings: tuple[str, ...]
+
+    @property
+    def in_step(self) -> bool:
+        return not self.actions
+
+
+def status(ws: Workspace, paths=None, *, fetch: bool = True) -> StatusResult:
+    """Fetch the remote's new commits (one request if none), scan, and plan."""
+    warnings: list[str] = []
+    with ws.open_state() as state:
+        if fetch:
+            with ws.open_remote() as remote:
+                manifest = ops.fetch(state, remote, on_warning=warnings.append).manifest
+        else:
+            manifest = state.remote()
+        scanned = scan(ws.data_dir, state, ignore=ws.config.ignore, on_warning=warnings.append)
+        actions = ops.plan(state, scanned, paths, remote=manifest)
+    return StatusResult(manifest.generation, actions, tuple(warnings))
+
+
+def change_codes(a: diff.Action) -> tuple[str, str]:
+    """Two letters like git's short status: the local side, then the remote side.
+
+    A added, M modified, D deleted, ' ' unchanged, each against the base.
+    """
+    base = a.base.sha256 if a.base is not None and not a.base.deleted else None
+
+    def code(now: str | None) -> str:
+        if now == base:
+            return " "
+        if base is None:
+            return "A"
+        return "D" if now is None else "M"
+
+    return code(a.local), code(a.remote_sha)
+
+
+__all__ = ["StatusResult", "change_codes", "status"]
