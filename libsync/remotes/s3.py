@@ -83,7 +83,7 @@ class S3Remote(Remote):
     # -- interface -----------------------------------------------------
     def get(self, key, *, if_match=None):
         kw = {"IfMatch": if_match} if if_match else {}
-        with _errors(key):
+        with _absent_is_changed(if_match), _errors(key):
             resp = self.client.get_object(Bucket=self.bucket, Key=self._key(key), **kw)
             return resp["Body"].read()
 
@@ -104,7 +104,7 @@ class S3Remote(Remote):
     def put(self, key, data, *, if_none_match=False, if_match=None):
         kw = _conditions(if_none_match, if_match)
         sha = base64.b64encode(hashlib.sha256(data).digest()).decode()
-        with _errors(key):
+        with _absent_is_changed(if_match), _errors(key):
             resp = self.client.put_object(Bucket=self.bucket, Key=self._key(key),
                                           Body=data, ChecksumSHA256=sha,
                                           **kw, **self._sse)
@@ -115,11 +115,11 @@ class S3Remote(Remote):
         size = os.path.getsize(path)
         kw = _conditions(if_none_match, if_match)
         if size >= MULTIPART_THRESHOLD:
-            return self._put_multipart(key, path, sha256, size, kw, progress)
+            return self._put_multipart(key, path, sha256, kw, progress)
         b64 = base64.b64encode(bytes.fromhex(sha256)).decode()
         with open(path, "rb") as f:
             body = _HashingReader(f, progress)
-            with _errors(key):
+            with _absent_is_changed(if_match), _errors(key):
                 resp = self.client.put_object(
                     Bucket=self.bucket, Key=self._key(key), Body=body,
                     ChecksumSHA256=b64, Metadata={"sha256": sha256},
@@ -130,7 +130,7 @@ class S3Remote(Remote):
             raise IntegrityError(f"{path} changed while it was uploaded")
         return resp["ETag"]
 
-    def _put_multipart(self, key, path, sha256, size, kw, progress):
+    def _put_multipart(self, key, path, sha256, kw, progress):
         with _errors(key):
             upload = self.client.create_multipart_upload(
                 Bucket=self.bucket, Key=self._key(key), ChecksumAlgorithm="SHA256",
@@ -164,7 +164,7 @@ class S3Remote(Remote):
                 parts.extend(p.result() for p in pending)
             if whole.hexdigest() != sha256:
                 raise IntegrityError(f"{path} changed while it was uploaded")
-            with _errors(key):
+            with _absent_is_changed(kw.get("IfMatch")), _errors(key):
                 resp = self.client.complete_multipart_upload(
                     Bucket=self.bucket, Key=self._key(key), UploadId=upload_id,
                     MultipartUpload={"Parts": parts}, **kw)
@@ -220,6 +220,17 @@ class S3Remote(Remote):
         self.client.close()
 
 
+@contextmanager
+def _absent_is_changed(if_match: str | None):
+    """S3 answers If-Match on a missing key with 404; to us the version is gone."""
+    try:
+        yield
+    except NotFoundError as exc:
+        if if_match:
+            raise PreconditionFailed(f"{exc}: it was deleted meanwhile") from exc
+        raise
+
+
 def _conditions(if_none_match: bool, if_match: str | None) -> dict:
     if if_none_match:
         return {"IfNoneMatch": "*"}
@@ -229,18 +240,26 @@ def _conditions(if_none_match: bool, if_match: str | None) -> dict:
 
 
 class _HashingReader:
-    """A file wrapper that hashes what botocore reads, restarting on a rewind."""
+    """A file wrapper that hashes what botocore reads, restarting on a rewind.
+
+    botocore may read the body twice (to sign it, then to send it); progress
+    counts each byte once.
+    """
 
     def __init__(self, f, progress):
         self._f = f
         self._progress = progress
         self._hash = hashlib.sha256()
+        self._seen = 0
 
     def read(self, n=-1):
         data = self._f.read(n)
         self._hash.update(data)
-        if self._progress and data:
-            self._progress(len(data))
+        if self._progress:
+            new = self._f.tell() - self._seen
+            if new > 0:
+                self._seen += new
+                self._progress(new)
         return data
 
     def seek(self, offset, whence=0):

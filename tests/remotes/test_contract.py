@@ -1,0 +1,229 @@
+"""The contract every remote keeps, run against each one.
+
+A folder, the moto server and SeaweedFS, the last two over HTTP on
+127.0.0.1. Where a server ignores a condition (moto ignores
+CopySourceIfMatch and does not verify checksums) the guarantee resting on
+it is checked on the servers that honour it, and the gap is named here.
+"""
+
+import hashlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from conftest import make_remote
+from libsync.errors import (
+    AccessDeniedError,
+    IntegrityError,
+    NotFoundError,
+    PreconditionFailed,
+    RemoteNotFoundError,
+)
+
+# What each server honours beyond the common contract.
+VERIFIES_CHECKSUMS = {"folder": True, "moto": False, "seaweedfs": True}
+COPY_IF_MATCH = {"folder": True, "moto": False, "seaweedfs": True}
+IF_MATCH_ON_ABSENT = {"folder": True, "moto": False, "seaweedfs": True}
+
+
+@pytest.fixture(params=["folder", "moto", "seaweedfs"])
+def spec(request, monkeypatch, tmp_path):
+    return make_remote(request.param, request, monkeypatch, tmp_path)
+
+
+@pytest.fixture
+def store(spec):
+    with spec.open() as r:
+        yield r
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_with(tmp_path, data: bytes, name="f"):
+    p = tmp_path / name
+    p.write_bytes(data)
+    return str(p)
+
+
+def test_put_get_head_round_trip(store):
+    etag = store.put("a/b.txt", b"hello")
+    assert store.get("a/b.txt") == b"hello"
+    info = store.head("a/b.txt")
+    assert (info.key, info.size, info.etag) == ("a/b.txt", 5, etag)
+
+
+def test_missing_objects(store):
+    assert store.head("nope") is None
+    with pytest.raises(NotFoundError):
+        store.get("nope")
+    store.delete("nope")  # deleting what is absent is not an error
+
+
+def test_create_if_absent(store):
+    store.put("k", b"1", if_none_match=True)
+    with pytest.raises(PreconditionFailed):
+        store.put("k", b"2", if_none_match=True)
+    assert store.get("k") == b"1"
+
+
+def test_replace_if_unchanged(store):
+    first = store.put("k", b"1")
+    second = store.put("k", b"2", if_match=first)
+    assert second != first and store.get("k") == b"2"
+    with pytest.raises(PreconditionFailed):
+        store.put("k", b"3", if_match=first)
+    assert store.get("k") == b"2"
+
+
+def test_replace_if_unchanged_of_an_absent_key_fails(store, spec):
+    if not IF_MATCH_ON_ABSENT[spec.kind]:
+        pytest.skip(f"{spec.kind} writes a missing key despite If-Match; checked on the others")
+    etag = store.put("k", b"1")
+    store.delete("k")
+    with pytest.raises(PreconditionFailed):
+        store.put("k", b"again", if_match=etag)
+    assert store.head("k") is None
+
+
+def test_racing_creators_exactly_one_wins(store):
+    """The commit point: many writers, one key, If-None-Match."""
+    barrier = threading.Barrier(6)
+
+    def attempt(i):
+        barrier.wait()
+        try:
+            store.put("journal-like", f"writer {i}".encode(), if_none_match=True)
+            return i
+        except PreconditionFailed:
+            return None
+
+    with ThreadPoolExecutor(6) as pool:
+        winners = [w for w in pool.map(attempt, range(6)) if w is not None]
+    assert len(winners) == 1
+    assert store.get("journal-like") == f"writer {winners[0]}".encode()
+
+
+def test_conditional_get(store):
+    etag = store.put("k", b"1")
+    assert store.get("k", if_match=etag) == b"1"
+    store.put("k", b"2")
+    with pytest.raises(PreconditionFailed):
+        store.get("k", if_match=etag)
+
+
+def test_conditional_delete(store):
+    etag = store.put("k", b"1")
+    with pytest.raises(PreconditionFailed):
+        store.delete("k", if_match='"0123456789abcdef0123456789abcdef"')
+    assert store.get("k") == b"1"
+    store.delete("k", if_match=etag)
+    assert store.head("k") is None
+
+
+def test_copy(store, spec):
+    etag = store.put("src", b"version 1")
+    store.copy("src", "dst", if_match=etag)
+    assert store.get("dst") == b"version 1"
+    store.put("src", b"version 2")
+    if not COPY_IF_MATCH[spec.kind]:
+        pytest.skip(f"{spec.kind} ignores CopySourceIfMatch; checked on the others")
+    with pytest.raises(PreconditionFailed):
+        store.copy("src", "dst", if_match=etag)
+    assert store.get("dst") == b"version 1"
+
+
+def test_put_file_and_stream_back(store, tmp_path):
+    data = bytes(range(256)) * 4096  # 1 MiB
+    moved = []
+    etag = store.put_file("big/file.bin", file_with(tmp_path, data), sha256=sha(data),
+                          progress=moved.append)
+    assert sum(moved) == len(data)
+    out = tmp_path / "out"
+    seen = []
+    with open(out, "wb") as f:
+        info = store.get_into("big/file.bin", f, if_match=etag, progress=seen.append)
+    assert out.read_bytes() == data and info.size == len(data) and sum(seen) == len(data)
+    head = store.head("big/file.bin")
+    assert head.sha256 in (None, sha(data))  # the folder remote does not record it
+
+
+def test_put_file_conditions(store, tmp_path):
+    path = file_with(tmp_path, b"one")
+    etag = store.put_file("k", path, sha256=sha(b"one"), if_none_match=True)
+    with pytest.raises(PreconditionFailed):
+        store.put_file("k", path, sha256=sha(b"one"), if_none_match=True)
+    path2 = file_with(tmp_path, b"two", "g")
+    store.put_file("k", path2, sha256=sha(b"two"), if_match=etag)
+    with pytest.raises(PreconditionFailed):
+        store.put_file("k", path2, sha256=sha(b"two"), if_match=etag)
+    assert store.get("k") == b"two"
+
+
+def test_put_file_refuses_bytes_that_do_not_match(store, spec, tmp_path):
+    """A file edited during its upload never lands silently as a torn object."""
+    store.put("k", b"original")
+    path = file_with(tmp_path, b"edited meanwhile")
+    with pytest.raises(IntegrityError):
+        store.put_file("k", path, sha256=sha(b"what the scan saw"))
+    if VERIFIES_CHECKSUMS[spec.kind]:
+        assert store.get("k") == b"original"
+
+
+def test_multipart_upload_with_conditions(store, tmp_path, monkeypatch):
+    from libsync.remotes import s3
+    if not hasattr(store, "client"):
+        pytest.skip("multipart is S3's")
+    monkeypatch.setattr(s3, "MULTIPART_THRESHOLD", 6 << 20)
+    monkeypatch.setattr(s3, "PART_SIZE", 5 << 20)
+    data = hashlib.sha256(b"seed").digest() * (12 << 15)  # 12 MiB, 3 parts
+    path = file_with(tmp_path, data)
+    etag = store.put_file("mp", path, sha256=sha(data), if_none_match=True)
+    assert store.get("mp") == data
+    with pytest.raises(PreconditionFailed):
+        store.put_file("mp", path, sha256=sha(data), if_none_match=True)
+    store.put_file("mp", path, sha256=sha(data), if_match=etag)
+    uploads = store.client.list_multipart_uploads(Bucket=store.bucket).get("Uploads", [])
+    assert uploads == []  # the failed one was aborted, not left to cost money
+
+
+def test_list_order_prefix_and_start_after(store):
+    keys = ["a", "b/1", "b/2", "b/10", "c d/é", ".s3sync/journal/000000000001",
+            ".s3sync/journal/000000000002"]
+    for k in keys:
+        store.put(k, b"x")
+    assert [i.key for i in store.list("")] == sorted(keys, key=str.encode)
+    assert [i.key for i in store.list("b/")] == ["b/1", "b/10", "b/2"]
+    assert [i.key for i in store.list(".s3sync/journal/",
+                                      start_after=".s3sync/journal/000000000001")] == [
+        ".s3sync/journal/000000000002"]
+    assert [i.size for i in store.list("b/")] == [1, 1, 1]
+
+
+def test_list_pages_past_a_thousand_keys(store):
+    keys = [f"many/{i:05d}" for i in range(1003)]
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda k: store.put(k, b""), keys))
+    assert [i.key for i in store.list("many/")] == keys
+    assert [i.key for i in store.list("many/", start_after="many/01000")] == keys[1001:]
+
+
+def test_missing_bucket_or_folder(spec, tmp_path):
+    from libsync.remotes import open_remote
+    if spec.kind == "folder":
+        with pytest.raises(RemoteNotFoundError):
+            open_remote(str(tmp_path / "no-such-folder"))
+        return
+    r = open_remote("s3://no-such-bucket-s3sync/x", endpoint_url=spec.endpoint_url)
+    with pytest.raises(RemoteNotFoundError):
+        list(r.list(""))
+
+
+def test_wrong_credentials_are_access_denied(spec, monkeypatch):
+    if spec.kind != "seaweedfs":
+        pytest.skip("only SeaweedFS checks credentials (moto accepts any; a folder has none)")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
+    with spec.open() as r, pytest.raises(AccessDeniedError):
+        r.put("k", b"1")
