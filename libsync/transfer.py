@@ -128,7 +128,7 @@ def download(remote: Remote, data_dir: str, tmp_dir: str, entry: Entry,
     fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix="download-")
     try:
         with os.fdopen(fd, "wb") as out:
-            digest = _HashingWriter(out)
+            digest = HashingWriter(out)
             remote.get_into(key or layout.data_key(entry.path), digest,
                             if_match=entry.etag or None, progress=progress)
         if digest.hexdigest() != entry.sha256:
@@ -170,14 +170,16 @@ def _check_unchanged(target: str, expected: LocalFile | None, path: str) -> None
         raise LocalChangedError(f"{path} was changed locally since the plan was made")
 
 
-class _HashingWriter:
-    def __init__(self, out):
+class HashingWriter:
+    """A file-like sink that hashes what passes through, to ``out`` if given."""
+
+    def __init__(self, out=None):
         self._out = out
         self._hash = hashlib.sha256()
 
     def write(self, data: bytes) -> int:
         self._hash.update(data)
-        return self._out.write(data)
+        return self._out.write(data) if self._out is not None else len(data)
 
     def hexdigest(self) -> str:
         return self._hash.hexdigest()

@@ -28,6 +28,7 @@ Plumbing commands:
   tombstone       Stage the deletion of files
   commit          Commit what is staged as the next generation
   download        Make local files what the remote has
+  fsck            Check the remote against its manifest
 
 See 's3sync help <command>' for one command's manual page.
 """
@@ -51,7 +52,7 @@ COMMANDS = {
     "sync": "sync", "reset": "reset", "log": "log", "restore": "restore",
     "scan": "scan", "fetch-manifest": "fetch_manifest", "diff": "diff",
     "upload": "upload", "tombstone": "tombstone", "commit": "commit",
-    "download": "download",
+    "download": "download", "fsck": "fsck",
 }
 
 # Exit statuses, the one place they are chosen (see s3sync(1), EXIT STATUS).

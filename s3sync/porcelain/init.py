@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time as _time
 from dataclasses import dataclass
 
-from libsync import journal, layout
+from libsync import journal, layout, transfer
 from libsync.errors import ConfigError, PreconditionFailed, RemoteError, UnsupportedRemoteError
 from libsync.manifest import Entry, Manifest, check_path
 from libsync.remotes.base import Remote
@@ -86,7 +85,7 @@ def _adopt(remote: Remote, infos, author: str) -> tuple[tuple[str, ...], tuple[s
         head = remote.head(info.key)
         sha = head.sha256 if head else None
         if sha is None:
-            digest = _Digest()
+            digest = transfer.HashingWriter()
             info = remote.get_into(info.key, digest, if_match=info.etag)
             sha = digest.hexdigest()
         entries.append(Entry(info.key, info.size, sha, now, author, stamp, info.etag))
@@ -94,14 +93,3 @@ def _adopt(remote: Remote, infos, author: str) -> tuple[tuple[str, ...], tuple[s
         journal.write_commit(remote, Manifest(), entries, author=author, time=stamp,
                              message="adopted existing files")
     return tuple(e.path for e in entries), tuple(skipped)
-
-
-class _Digest:
-    def __init__(self):
-        self._h = hashlib.sha256()
-
-    def write(self, data):
-        self._h.update(data)
-
-    def hexdigest(self):
-        return self._h.hexdigest()
