@@ -30,6 +30,10 @@ class LocalChangedError(SyncError):
     """A local file changed after the plan that touches it was made."""
 
 
+class LocalFileError(SyncError):
+    """A local file could not be read or written: disk full, permissions."""
+
+
 class LockedError(SyncError):
     """Another s3sync process holds the workspace."""
 

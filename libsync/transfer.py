@@ -9,13 +9,20 @@ the local file is still what the plan saw.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import tempfile
 from collections.abc import Callable
 
 from . import layout
-from .errors import IntegrityError, LocalChangedError, PreconditionFailed, UnsafePathError
+from .errors import (
+    IntegrityError,
+    LocalChangedError,
+    LocalFileError,
+    PreconditionFailed,
+    UnsafePathError,
+)
 from .manifest import Entry, Record, Tombstone, check_path
 from .remotes.base import Remote
 from .scan import LocalFile
@@ -67,6 +74,8 @@ def upload(remote: Remote, data_dir: str, file: LocalFile, current: Record | Non
                                if_none_match=not live,
                                if_match=current.etag if live else None,
                                progress=progress)
+    except OSError as exc:  # the local file, not the remote: remotes raise SyncErrors
+        raise LocalChangedError(f"{file.path} cannot be read any more: {exc.strerror}") from exc
     except PreconditionFailed:
         # Our own upload from a run that died before recording it?
         info = remote.head(key)
@@ -124,6 +133,16 @@ def download(remote: Remote, data_dir: str, tmp_dir: str, entry: Entry,
     ``key`` reads another object than the path's own (a version in the trash).
     """
     target = local_path(data_dir, entry.path)
+    try:
+        _download(remote, target, tmp_dir, entry, expected, progress, key)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise LocalFileError(f"{entry.path}: the disk is full; nothing was replaced") from exc
+        raise LocalFileError(f"{entry.path}: {exc.strerror or exc}; nothing was replaced"
+                             ) from exc
+
+
+def _download(remote, target, tmp_dir, entry, expected, progress, key):
     os.makedirs(tmp_dir, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix="download-")
     try:

@@ -127,15 +127,19 @@ class LocalRemote(Remote):
                 f = open(path, "rb")
             except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
                 raise NotFoundError(f"{key} not found on {self.url}") from None
-            with f:
-                st = os.fstat(f.fileno())
-                etag = self._etag(st)
-                if if_match is not None and etag != if_match:
-                    raise PreconditionFailed(f"{key} changed")
-                while chunk := f.read(_CHUNK):
-                    out.write(chunk)
-                    if progress:
-                        progress(len(chunk))
+        with f:
+            st = os.fstat(f.fileno())
+            etag = self._etag(st)
+            if if_match is not None and etag != if_match:
+                raise PreconditionFailed(f"{key} changed")
+            while True:
+                with _oserrors(key):
+                    chunk = f.read(_CHUNK)
+                if not chunk:
+                    break
+                out.write(chunk)  # errors writing are the reader's, not the remote's
+                if progress:
+                    progress(len(chunk))
         return ObjectInfo(key, st.st_size, etag)
 
     def put(self, key, data, *, if_none_match=False, if_match=None):
