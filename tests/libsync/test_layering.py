@@ -1,0 +1,55 @@
+"""libsync is plumbing: it never imports the porcelain or its CLI libraries,
+and only the S3 remote loads boto3. Each check runs in a fresh interpreter."""
+
+from __future__ import annotations
+
+import json
+import os
+import pkgutil
+import subprocess
+import sys
+
+import pytest
+
+import libsync
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MODULES = sorted(m.name for m in pkgutil.walk_packages(libsync.__path__, "libsync."))
+PORCELAIN = ("s3sync", "docopt", "tabulate", "tqdm")
+AWS = ("boto3", "botocore", "s3transfer")
+
+
+def loaded_after_import(*modules: str) -> set[str]:
+    """Top-level names in sys.modules after importing ``modules`` afresh."""
+    code = ("import importlib, json, sys\n"
+            f"for m in {list(modules)!r}: importlib.import_module(m)\n"
+            "print(json.dumps(sorted({n.split('.')[0] for n in sys.modules})))")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONSTARTUP"}
+    env["PYTHONPATH"] = REPO
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env,
+                         capture_output=True, text=True, check=True)
+    return set(json.loads(out.stdout))
+
+
+def test_every_module_is_found():
+    assert {"libsync.manifest", "libsync.scan", "libsync.diff", "libsync.journal",
+            "libsync.transfer", "libsync.state", "libsync.ops", "libsync.workspace",
+            "libsync.errors", "libsync.layout", "libsync.remotes.base",
+            "libsync.remotes.local", "libsync.remotes.s3"} <= set(MODULES)
+
+
+def test_importing_all_of_libsync_leaves_the_porcelain_alone():
+    loaded = loaded_after_import(*MODULES)
+    assert "libsync" in loaded
+    assert loaded.isdisjoint(PORCELAIN), sorted(loaded & set(PORCELAIN))
+
+
+@pytest.mark.parametrize("module", [m for m in MODULES if m != "libsync.remotes.s3"])
+def test_only_the_s3_remote_loads_boto3(module):
+    loaded = loaded_after_import(module)
+    assert loaded.isdisjoint(AWS), sorted(loaded & set(AWS))
+
+
+def test_the_check_would_see_boto3():
+    # Guards the test above: the S3 remote does load it, and the check notices.
+    assert "boto3" in loaded_after_import("libsync.remotes.s3")
