@@ -22,6 +22,10 @@ class FormatError(SyncError):
     """Stored data is of an unknown format version, truncated or corrupt."""
 
 
+class UnknownFormatError(FormatError):
+    """Stored data of a format version this s3sync does not read."""
+
+
 class IntegrityError(SyncError):
     """Bytes did not match the checksum they were promised to have."""
 

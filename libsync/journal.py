@@ -13,7 +13,15 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from . import layout
-from .errors import CommitRaceError, FormatError, NotFoundError, PreconditionFailed, RemoteError
+from .errors import (
+    CommitRaceError,
+    FormatError,
+    NotFoundError,
+    PreconditionFailed,
+    RemoteError,
+    UnknownFormatError,
+    UnsafePathError,
+)
 from .manifest import FORMAT, Commit, Manifest, Record, check_format, dumps, loads
 from .remotes.base import Remote
 
@@ -55,9 +63,9 @@ def read_snapshot(remote: Remote, on_warning: Callable[[str], None] | None = Non
         return Manifest.from_snapshot(remote.get(layout.SNAPSHOT_KEY))
     except NotFoundError:
         return None
-    except FormatError as exc:
-        if "format" in str(exc) and "upgrade" in str(exc):
-            raise
+    except UnknownFormatError:
+        raise
+    except (FormatError, UnsafePathError) as exc:
         if on_warning:
             on_warning(f"ignoring the remote snapshot: {exc}")
         return None
@@ -116,7 +124,10 @@ def write_commit(remote: Remote, current: Manifest, changes: Iterable[Record], *
     """
     commit = Commit(current.generation + 1, author, time, message,
                     tuple(sorted(changes, key=lambda r: r.path)))
-    manifest = current.apply(commit)  # validates before anything is written
+    # Read back what readers will read: a commit they would refuse must
+    # never be written, or the whole team's remote is broken.
+    commit = Commit.from_json(commit.to_json(), where="the new commit")
+    manifest = current.apply(commit)
     try:
         remote.put(layout.journal_key(commit.generation), commit.to_json(),
                    if_none_match=True)

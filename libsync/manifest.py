@@ -16,7 +16,7 @@ import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from .errors import FormatError, UnsafePathError
+from .errors import FormatError, UnknownFormatError, UnsafePathError
 
 FORMAT = 1
 
@@ -33,12 +33,12 @@ def check_path(path: str) -> str:
     """
     if not isinstance(path, str) or not path:
         raise UnsafePathError(f"unsafe path {path!r}: empty or not text")
-    if "\0" in path or any(ord(c) < 32 for c in path):
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in path):
         raise UnsafePathError(f"unsafe path {path!r}: control character")
     if "\\" in path:
         raise UnsafePathError(f"unsafe path {path!r}: backslash")
-    if path.startswith("/") or (len(path) >= 2 and path[1] == ":"):
-        raise UnsafePathError(f"unsafe path {path!r}: absolute")
+    if path.startswith("/") or (len(path) >= 2 and path[0].isalpha() and path[1] == ":"):
+        raise UnsafePathError(f"unsafe path {path!r}: absolute or a drive")
     parts = path.split("/")
     if any(p in ("", ".", "..") for p in parts):
         raise UnsafePathError(f"unsafe path {path!r}: empty, '.' or '..' segment")
@@ -87,20 +87,27 @@ class Tombstone:
 Record = Entry | Tombstone
 
 
+_TYPES = {"path": str, "size": int, "sha256": str, "mtime_ns": int, "author": str,
+          "time": str, "etag": str, "trash": str}
+
+
 def record_from_dict(d: Mapping) -> Record:
+    """A record read from the remote, every field checked before it is trusted."""
     try:
         d = dict(d)
         check_path(d["path"])
-        if d.pop("deleted", False):
-            rec = Tombstone(**d)
-            _check_sha(rec.sha256)
-        else:
-            rec = Entry(**d)
-            _check_sha(rec.sha256)
-        if not isinstance(rec.size, int) or rec.size < 0:
-            raise FormatError(f"bad size for {rec.path!r}")
-        return rec
-    except (KeyError, TypeError) as exc:
+        cls = Tombstone if d.pop("deleted", False) is True else Entry
+        _check_sha(d["sha256"])
+        size = d["size"]
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise FormatError(f"bad size for {d['path']!r}")
+        for name, value in d.items():
+            kind = _TYPES.get(name)
+            if kind is None or not isinstance(value, kind) or isinstance(value, bool):
+                raise FormatError(f"malformed manifest record for {d['path']!r}: "
+                                  f"bad field {name!r}")
+        return cls(**d)
+    except (KeyError, TypeError, ValueError) as exc:
         raise FormatError(f"malformed manifest record {d!r}: {exc}") from exc
 
 
@@ -162,7 +169,7 @@ class Manifest:
                 f"{self.generation}")
         records = dict(self.records)
         records.update((r.path, r) for r in commit.changes)
-        _check_unique(records)
+        _check_unique(p for p, r in records.items() if not r.deleted)
         return Manifest(commit.generation, records)
 
     def to_snapshot(self) -> bytes:
@@ -182,20 +189,20 @@ class Manifest:
             generation = int(doc["generation"])
         except (KeyError, TypeError, ValueError) as exc:
             raise FormatError(f"malformed snapshot: {exc}") from exc
-        paths = [r.path for r in records]
-        _check_unique(paths)
+        _check_unique(r.path for r in records if not r.deleted)
         return cls(generation, {r.path: r for r in records})
 
 
 def _check_unique(paths: Iterable[str]) -> None:
-    """Refuse paths that collide on a case-insensitive or Unicode-folding disk.
+    """Refuse live paths that collide on a case-insensitive disk.
 
-    Two such records would overwrite each other on macOS or Windows, so a
-    manifest holding both is refused rather than half-applied.
+    Two such files would overwrite each other on macOS or Windows, so a
+    manifest holding both is refused rather than half-applied. Tombstones
+    do not count: renaming ``Report.csv`` to ``report.csv`` is allowed.
     """
     seen: dict[str, str] = {}
     for p in paths:
-        key = unicodedata.normalize("NFC", p).casefold()
+        key = unicodedata.normalize("NFC", p).lower()
         if key in seen and seen[key] != p:
             raise FormatError(f"paths {seen[key]!r} and {p!r} differ only in case")
         seen[key] = p
@@ -220,6 +227,6 @@ def loads(data: bytes, *, where: str) -> dict:
 
 def check_format(version, *, where: str) -> None:
     if version != FORMAT:
-        raise FormatError(
+        raise UnknownFormatError(
             f"{where} has format {version!r}, this s3sync reads format {FORMAT}; "
             "upgrade s3sync")

@@ -146,9 +146,6 @@ def test_write_commit_validates_before_writing(remote):
     assert remote.head(J(2)) is None
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: write_commit does not check paths or "
-                   "sha256 of the records it commits; a commit no reader accepts is "
-                   "written and every later fetch fails")
 @pytest.mark.parametrize("bad", [
     Entry("../outside.txt", 1, "0" * 64, 1, "ann", TIME, "e"),
     Entry(".s3sync/format", 1, "0" * 64, 1, "ann", TIME, "e"),
