@@ -74,5 +74,9 @@ class CommitRaceError(PreconditionFailed):
     """Another push committed the generation this one wanted."""
 
 
+class RemoteHistoryError(RemoteError):
+    """The remote's journal is not the one this workspace read: it was reset."""
+
+
 class UnsupportedRemoteError(RemoteError):
     """The server ignores the conditional writes s3sync relies on."""

@@ -9,6 +9,7 @@ journal; it is never the truth on its own, and a broken one is skipped.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,6 +20,7 @@ from .errors import (
     NotFoundError,
     PreconditionFailed,
     RemoteError,
+    RemoteHistoryError,
     UnknownFormatError,
     UnsafePathError,
 )
@@ -71,18 +73,33 @@ def read_snapshot(remote: Remote, on_warning: Callable[[str], None] | None = Non
         return None
 
 
-def new_generations(remote: Remote, after: int) -> list[int]:
-    """The generations committed after ``after``: the one LIST a no-op costs."""
-    gens = []
-    for info in remote.list(layout.JOURNAL_PREFIX, start_after=layout.journal_key(after)):
+def new_generations(remote: Remote, after: int, *, after_etag: str | None = None
+                    ) -> tuple[list[int], str | None]:
+    """The generations committed after ``after``, and the newest one's etag.
+
+    This is the one LIST a no-op costs. Given ``after_etag``, the listing
+    starts one key earlier so that the same request checks that
+    ``journal/<after>`` is still the commit this workspace read: a remote
+    that was reset and pushed to again is told apart from the old one.
+    """
+    check = after_etag is not None and after > 0
+    start = layout.journal_key(after - 1 if check else after)
+    found = {}
+    for info in remote.list(layout.JOURNAL_PREFIX, start_after=start):
         g = layout.generation_of(info.key)
         if g is not None:
-            gens.append(g)
-    gens.sort()
+            found[g] = info.etag
+    if check:
+        if found.pop(after, None) != after_etag:
+            raise RemoteHistoryError(
+                f"the remote's journal no longer holds generation {after} as this workspace "
+                "read it (was the remote reset?); run 's3sync reset --local-only' and "
+                "'s3sync init' to start again from the files")
+    gens = sorted(found)
     for expected, g in enumerate(gens, after + 1):
         if g != expected:
             raise FormatError(f"the journal is missing generation {expected}")
-    return gens
+    return gens, (found[gens[-1]] if gens else after_etag)
 
 
 def fetch_manifest(remote: Remote, known: Manifest, *, jobs: int = 8,
@@ -99,7 +116,7 @@ def fetch_manifest(remote: Remote, known: Manifest, *, jobs: int = 8,
         snap = read_snapshot(remote, on_warning)
         if snap is not None:
             start = snap
-    gens = new_generations(remote, start.generation)
+    gens, etag = new_generations(remote, start.generation, after_etag=start.head_etag)
     if len(gens) > REPLAY_LIMIT and start is known and known.generation > 0:
         snap = read_snapshot(remote, on_warning)
         if snap is not None and known.generation < snap.generation <= gens[-1]:
@@ -112,7 +129,7 @@ def fetch_manifest(remote: Remote, known: Manifest, *, jobs: int = 8,
     manifest = start
     for commit in commits:
         manifest = manifest.apply(commit)
-    return manifest, commits
+    return dataclasses.replace(manifest, head_etag=etag), commits
 
 
 def write_commit(remote: Remote, current: Manifest, changes: Iterable[Record], *,
@@ -129,12 +146,12 @@ def write_commit(remote: Remote, current: Manifest, changes: Iterable[Record], *
     commit = Commit.from_json(commit.to_json(), where="the new commit")
     manifest = current.apply(commit)
     try:
-        remote.put(layout.journal_key(commit.generation), commit.to_json(),
-                   if_none_match=True)
+        etag = remote.put(layout.journal_key(commit.generation), commit.to_json(),
+                          if_none_match=True)
     except PreconditionFailed:
         raise CommitRaceError(
             f"another push committed generation {commit.generation} first") from None
-    return manifest, commit
+    return dataclasses.replace(manifest, head_etag=etag), commit
 
 
 def maybe_snapshot(remote: Remote, manifest: Manifest, *, every: int = SNAPSHOT_EVERY) -> bool:
@@ -147,6 +164,6 @@ def maybe_snapshot(remote: Remote, manifest: Manifest, *, every: int = SNAPSHOT_
 
 def log(remote: Remote, *, after: int = 0, jobs: int = 8) -> list[Commit]:
     """Every commit after ``after``, oldest first."""
-    gens = new_generations(remote, after)
+    gens, _ = new_generations(remote, after)
     with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(gens) or 1))) as pool:
         return list(pool.map(lambda g: read_commit(remote, g), gens))

@@ -153,6 +153,9 @@ class Manifest:
 
     generation: int = 0
     records: Mapping[str, Record] = field(default_factory=dict)
+    # The etag of journal/<generation> as read: tells this history from a
+    # new one after the remote was reset. None when not known.
+    head_etag: str | None = field(default=None, compare=False)
 
     def entries(self) -> dict[str, Entry]:
         """The live files, without tombstones."""

@@ -137,7 +137,7 @@ class State:
     def remote(self) -> Manifest:
         """The remote manifest as last read (generation 0 if never read)."""
         generation = int(self.get_meta("remote_generation") or 0)
-        return Manifest(generation, self._records("remote"))
+        return Manifest(generation, self._records("remote"), self.get_meta("remote_head_etag"))
 
     def save_remote(self, manifest: Manifest, *, changed: Iterable[Record] | None = None) -> None:
         """Store the remote manifest; ``changed`` alone is written when given."""
@@ -148,6 +148,9 @@ class State:
             self._put_records(db, "remote", changed)
             db.execute("INSERT OR REPLACE INTO meta VALUES ('remote_generation', ?)",
                        (str(manifest.generation),))
+            if manifest.head_etag is not None:
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('remote_head_etag', ?)",
+                           (manifest.head_etag,))
 
     def pending(self) -> dict[str, tuple[Record, str | None]]:
         """Uploads and deletions not yet committed, with the remote sha256

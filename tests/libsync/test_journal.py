@@ -14,6 +14,7 @@ from libsync.errors import (
     FormatError,
     PreconditionFailed,
     RemoteError,
+    RemoteHistoryError,
     UnsafePathError,
 )
 from libsync.manifest import Commit, Entry, Manifest
@@ -174,7 +175,23 @@ def test_fetch_from_a_known_manifest_reads_only_the_new_commits(remote):
     assert manifest == m[5]
     assert [c.generation for c in commits] == [4, 5]
     assert sorted(remote.reads) == [J(4), J(5)]
-    assert remote.lists == [(layout.JOURNAL_PREFIX, J(3))]
+    # One key earlier than the known generation: the same LIST checks that
+    # journal/3 is still the commit that was read.
+    assert remote.lists == [(layout.JOURNAL_PREFIX, J(2))]
+
+
+def test_a_reset_remote_is_told_apart_from_the_history_that_was_read(remote, tmp_path):
+    m = history(remote, 3)
+    # Someone resets the remote and the team pushes three generations again.
+    for g in (1, 2, 3):
+        remote.delete(J(g))
+    fresh = history(remote, 3)
+    assert fresh[3].generation == m[3].generation
+    with pytest.raises(RemoteHistoryError, match="s3sync reset --local-only"):
+        journal.fetch_manifest(remote, m[3])
+    with pytest.raises(RemoteHistoryError):
+        journal.fetch_manifest(remote, m[2])
+    assert journal.fetch_manifest(remote, fresh[3])[0] is fresh[3]
 
 
 def test_fetch_with_nothing_new_is_one_list_and_no_read(remote):
