@@ -82,15 +82,16 @@ def reconcile(local: Mapping[str, str], base: Mapping[str, Record],
               paths: Iterable[str] | None = None) -> tuple[Action, ...]:
     """Every path's action, sorted by path.
 
-    ``local`` maps paths to sha256; ``skipped`` paths exist locally but could
-    not be read, so nothing is planned for them; ``paths`` limits the plan
-    to those files and folders.
+    ``local`` maps paths to sha256; ``skipped`` files and folders exist
+    locally but could not be read (or are ignored), so nothing is planned
+    for them or anything under them; ``paths`` limits the plan to those
+    files and folders.
     """
-    skip = set(skipped)
+    skip = list(skipped)
     wanted = list(paths) if paths is not None else None
     plan = []
     for path in sorted(set(local) | set(base) | set(remote)):
-        if path in skip or (wanted is not None and not _under(path, wanted)):
+        if _under(path, skip) or (wanted is not None and not _under(path, wanted)):
             continue
         action = reconcile_path(path, local.get(path), base.get(path), remote.get(path))
         if action is not None:

@@ -73,8 +73,12 @@ def plan(state: State, scanned: ScanResult, paths: Iterable[str] | None = None,
     """
     local = {p: f.sha256 for p, f in scanned.files.items()}
     remote = remote if remote is not None else state.remote()
-    return diff.reconcile(local, state.base(), remote.records,
-                          skipped=scanned.skipped, paths=paths)
+    base = state.base()
+    # Ignored paths are left alone on both sides: ignoring a synced file
+    # neither deletes it remotely nor brings it down again.
+    ignored = [p for p in set(base) | set(remote.records) if scanned.ignored(p)]
+    return diff.reconcile(local, base, remote.records,
+                          skipped=[*scanned.skipped, *ignored], paths=paths)
 
 
 def _run(items: Sequence, work: Callable, jobs: int, record: Callable,

@@ -48,6 +48,11 @@ class ScanResult:
     # Paths that exist but could not be read as regular files: unknown, not
     # deleted, so no plan may tombstone them.
     skipped: frozenset[str] = frozenset()
+    # The ignore rules in force: ignored paths are left alone on both sides.
+    rules: pathspec.PathSpec | None = None
+
+    def ignored(self, path: str) -> bool:
+        return self.rules is not None and self.rules.match_file(path)
 
 
 def ignore_rules(data_dir: str, extra: Iterable[str] = ()) -> pathspec.PathSpec:
@@ -131,6 +136,7 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
     cache = state.stat_cache()
     files: dict[str, LocalFile] = {}
     to_hash: list[tuple[str, str, os.stat_result]] = []
+    seen: dict[str, str] = {}
     for rel, fs_path, st in walk(data_dir, rules, warn):
         path = unicodedata.normalize("NFC", rel)
         try:
@@ -138,6 +144,13 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
         except UnsafePathError as exc:
             warn(rel, f"skipped, {exc}")
             continue
+        if path in seen:
+            warn(rel, f"skipped, as is {seen[path]!r}: their names differ only in "
+                      "Unicode form")
+            files.pop(path, None)
+            to_hash = [t for t in to_hash if t[0] != path]
+            continue
+        seen[path] = rel
         cached = cache.get(path)
         if is_clean(cached, st):
             files[path] = LocalFile(path, st.st_size, st.st_mtime_ns, cached.sha256)
@@ -175,4 +188,4 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
     if fresh or gone:
         state.update_stat_cache(fresh, drop=gone)
     return ScanResult(dict(sorted(files.items())), tuple(warnings), len(fresh),
-                      frozenset(skipped))
+                      frozenset(skipped), rules)

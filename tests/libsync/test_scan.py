@@ -160,9 +160,6 @@ def test_skipped_paths_are_not_planned_for_deletion(data, state):
     assert diff.reconcile(local, base, remote, skipped=result.skipped) == ()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a folder that cannot be read is put in "
-                   "ScanResult.skipped as 'locked', but reconcile() matches skipped paths "
-                   "exactly, so every file under it is planned as deleted")
 def test_files_under_an_unreadable_folder_are_not_planned_for_deletion(data, state,
                                                                        monkeypatch):
     write(data, "locked/a.txt", "A")
@@ -196,9 +193,6 @@ def test_nfd_file_name_is_listed_in_nfc(data, state):
     assert run(data, state).hashed == 0                 # the cache row is found again
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: two files whose names differ only in "
-                   "normalisation (NFC and NFD) map to one path; scan silently keeps "
-                   "whichever it met last instead of skipping both with a warning")
 def test_two_files_colliding_after_nfc_are_reported(data, state):
     write(data, NFC_NAME, "one")
     write(data, NFD_NAME, "two")

@@ -324,9 +324,12 @@ def test_download_through_a_planted_symlink_writes_nothing_outside(ann, bob, tmp
     outside.mkdir()
     os.symlink(outside, bob.data / "reports")
     result = bob.pull()
-    assert [p for p, _ in result.failed] == ["reports/q1.csv"]
-    assert "reports is a symlink" in result.failed[0][1]
+    # The scan reports the link and skips it; nothing under it is planned.
+    assert result.done == () and result.failed == ()
     assert list(outside.iterdir()) == []
+    # Asked for explicitly, the transfer itself refuses the way through the link.
+    with pytest.raises(UnsafePathError, match="reports is a symlink"):
+        transfer.local_path(str(bob.data), "reports/q1.csv")
 
 
 # -- interrupted uploads and stale commits ---------------------------------------------
