@@ -46,14 +46,6 @@ class FsckResult:
     repaired: tuple[Problem, ...] = ()
 
 
-def _sha_of(remote: Remote, info: ObjectInfo) -> str:
-    if info.sha256:
-        return info.sha256
-    h = transfer.HashingWriter()
-    remote.get_into(info.key, h, if_match=info.etag)
-    return h.hexdigest()
-
-
 def check(remote: Remote, manifest: Manifest, *, verify: bool = False) -> FsckResult:
     """Every inconsistency between ``manifest`` and the remote's objects.
 
@@ -67,7 +59,7 @@ def check(remote: Remote, manifest: Manifest, *, verify: bool = False) -> FsckRe
         info = objects.pop(layout.data_key(path), None)
         if rec.deleted:
             if info is not None:
-                kind = UNTRASHED if _sha_of(remote, info) == rec.sha256 else ORPHAN
+                kind = UNTRASHED if transfer.sha_of(remote, info) == rec.sha256 else ORPHAN
                 problems.append(Problem(kind, path, "deleted at the remote's generation "
                                         "but still in place"))
             elif rec.trash not in trash:
@@ -77,7 +69,7 @@ def check(remote: Remote, manifest: Manifest, *, verify: bool = False) -> FsckRe
             problems.append(Problem(MISSING, path, f"no object for sha256 {rec.sha256[:12]}"))
             continue
         head = remote.head(info.key) if not verify else None
-        sha = _sha_of(remote, head or ObjectInfo(info.key, info.size, info.etag))
+        sha = transfer.sha_of(remote, head or ObjectInfo(info.key, info.size, info.etag))
         if sha != rec.sha256:
             kind = CHANGED if info.etag != rec.etag else CORRUPT
             problems.append(Problem(kind, path, f"holds sha256 {sha[:12]}, the manifest "
@@ -100,7 +92,7 @@ def repair(remote: Remote, manifest: Manifest, result: FsckResult, *, author: st
                 check_path(p.path)
                 info = remote.head(p.path)
                 if info is not None:
-                    remote.copy(p.path, layout.trash_key(p.path, _sha_of(remote, info)),
+                    remote.copy(p.path, layout.trash_key(p.path, transfer.sha_of(remote, info)),
                                 if_match=info.etag)
                     remote.delete(p.path, if_match=info.etag)
                 repaired.append(p)
@@ -112,7 +104,7 @@ def repair(remote: Remote, manifest: Manifest, result: FsckResult, *, author: st
             elif p.kind == MISSING:
                 rec = manifest.records[p.path]
                 src = remote.head(layout.trash_key(p.path, rec.sha256))
-                if src is None or _sha_of(remote, src) != rec.sha256:
+                if src is None or transfer.sha_of(remote, src) != rec.sha256:
                     continue  # not in the trash, or not that version: lost
                 etag = remote.copy(src.key, layout.data_key(p.path), if_match=src.etag)
                 changes.append(_entry(rec, etag, author, time))
@@ -120,7 +112,7 @@ def repair(remote: Remote, manifest: Manifest, result: FsckResult, *, author: st
             elif p.kind == CHANGED:
                 rec = manifest.records[p.path]
                 info = remote.head(p.path)
-                sha = _sha_of(remote, info)
+                sha = transfer.sha_of(remote, info)
                 changes.append(Entry(p.path, info.size, sha, rec.mtime_ns, author, time,
                                      info.etag))
                 repaired.append(p)

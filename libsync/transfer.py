@@ -62,15 +62,25 @@ def upload(remote: Remote, data_dir: str, file: LocalFile, current: Record | Non
     def entry(etag: str) -> Entry:
         return Entry(file.path, file.size, file.sha256, file.mtime_ns, author, time, etag)
 
-    if pending is not None and not pending.deleted and pending.sha256 == file.sha256:
+    source = local_path(data_dir, file.path)
+    if pending is not None and not pending.deleted:
         info = remote.head(key)
         if info is not None and info.etag == pending.etag:
-            return entry(info.etag)
+            if pending.sha256 == file.sha256:
+                return entry(info.etag)
+            # Our own uncommitted upload is in the way of a newer edit: no
+            # commit names it, and the version it replaced is in the trash.
+            try:
+                return entry(remote.put_file(key, source, sha256=file.sha256,
+                                             if_match=info.etag, progress=progress))
+            except OSError as exc:
+                raise LocalChangedError(
+                    f"{file.path} cannot be read any more: {exc.strerror}") from exc
     live = current is not None and not current.deleted
     try:
         if live:
             remote.copy(key, layout.trash_key(file.path, current.sha256), if_match=current.etag)
-        etag = remote.put_file(key, local_path(data_dir, file.path), sha256=file.sha256,
+        etag = remote.put_file(key, source, sha256=file.sha256,
                                if_none_match=not live,
                                if_match=current.etag if live else None,
                                progress=progress)
@@ -79,12 +89,21 @@ def upload(remote: Remote, data_dir: str, file: LocalFile, current: Record | Non
     except PreconditionFailed:
         # Our own upload from a run that died before recording it?
         info = remote.head(key)
-        if info is not None and info.sha256 == file.sha256:
+        if info is not None and info.size == file.size and sha_of(remote, info) == file.sha256:
             return entry(info.etag)
         raise PreconditionFailed(
             f"{file.path} was changed on the remote by someone else; fetch and try again"
         ) from None
     return entry(etag)
+
+
+def sha_of(remote: Remote, info) -> str:
+    """An object's sha256: from its metadata where kept, else by reading it."""
+    if info.sha256:
+        return info.sha256
+    sink = HashingWriter()
+    remote.get_into(info.key, sink, if_match=info.etag)
+    return sink.hexdigest()
 
 
 def keep_in_trash(remote: Remote, data_dir: str, file: LocalFile) -> str:

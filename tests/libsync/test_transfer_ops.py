@@ -380,10 +380,6 @@ def test_a_staged_upload_replaced_on_the_remote_is_not_adopted(ann, remote):
         ("a.txt", "a.txt was changed on the remote by someone else; fetch and try again"),)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: transfer.upload adopts its own staged object "
-                   "only when the sha256 is unchanged; after a local edit it uploads "
-                   "conditional on the committed version, and its own orphan makes that "
-                   "fail as if someone else had written the path")
 @pytest.mark.parametrize("committed", [False, True])
 def test_a_staged_upload_can_be_replaced_by_a_newer_local_edit(ann, remote, committed):
     if committed:
@@ -399,9 +395,6 @@ def test_a_staged_upload_can_be_replaced_by_a_newer_local_edit(ann, remote, comm
     assert data_objects(remote) == {"a.txt": "v3, the one to push"}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the folder remote's head() gives no sha256, so "
-                   "an object this workspace uploaded before dying (no pending row yet) is "
-                   "never adopted and the path can no longer be pushed")
 def test_an_orphan_of_a_crash_before_staging_is_adopted(ann, remote):
     ann.write("a.txt", "uploaded, then killed")
     ops.fetch(ann.state, remote)
