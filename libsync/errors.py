@@ -10,6 +10,10 @@ class SyncError(Exception):
     """Anything s3sync can explain to the user."""
 
 
+class UsageError(SyncError):
+    """A command was asked for something that makes no sense: a bad value."""
+
+
 class ConfigError(SyncError):
     """``s3sync.json`` is missing, malformed, or names something impossible."""
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from . import diff, journal, transfer
-from .errors import LocalChangedError, PreconditionFailed, SyncError
+from .errors import LocalChangedError, PreconditionFailed, SyncError, UsageError
 from .manifest import Commit, Entry, Manifest, Record, Tombstone, check_path
 from .remotes.base import Remote
 from .scan import LocalFile, ScanResult
@@ -41,6 +41,7 @@ class TransferResult:
     done: tuple[Record, ...]
     failed: tuple[tuple[str, str], ...]  # (path, one-line reason)
     bytes: int = 0
+    errors: tuple[SyncError, ...] = ()   # what failed, for callers that sort failures
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def plan(state: State, scanned: ScanResult, paths: Iterable[str] | None = None,
 def _run(items: Sequence, work: Callable, jobs: int, record: Callable,
          on_done: OnDone | None) -> TransferResult:
     """Run ``work`` on items in a pool; ``record`` each result on this thread."""
-    done, failed = [], []
+    done, failed, errors = [], [], []
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = {pool.submit(work, item): item for item in items}
         try:
@@ -94,6 +95,7 @@ def _run(items: Sequence, work: Callable, jobs: int, record: Callable,
                     result = future.result()
                 except SyncError as exc:
                     failed.append((path, str(exc)))
+                    errors.append(exc)
                     if on_done:
                         on_done(path, str(exc))
                     continue
@@ -107,7 +109,7 @@ def _run(items: Sequence, work: Callable, jobs: int, record: Callable,
             raise
     return TransferResult(tuple(sorted(done, key=lambda r: r.path)),
                           tuple(sorted(failed)),
-                          sum(r.size for r in done if not r.deleted))
+                          sum(r.size for r in done if not r.deleted), tuple(errors))
 
 
 def upload(state: State, remote: Remote, data_dir: str, files: Sequence[LocalFile], *,
@@ -163,7 +165,7 @@ def commit(state: State, remote: Remote, *, author: str, time: str,
     before = state.remote()
     staged = state.pending()
     if not staged:
-        raise SyncError("nothing to commit: upload or tombstone something first")
+        raise UsageError("nothing to commit: upload or tombstone something first")
     moved = sorted(p for p, (_, based_on) in staged.items() if before.sha(p) != based_on)
     if moved:
         raise PreconditionFailed(f"{moved[0]} was changed on the remote after it was staged"

@@ -59,7 +59,7 @@ def parse_config(text: str, *, where: str = CONFIG_FILE) -> Config:
     if not isinstance(ignore, list) or not all(isinstance(i, str) for i in ignore):
         raise ConfigError(f"{where}: \"ignore\" must be a list of patterns")
     if doc.get("sse") not in (None, "AES256", "aws:kms", "aws:kms:dsse"):
-        raise ConfigError(f"{where}: \"sse\" must be AES256 or aws:kms")
+        raise ConfigError(f"{where}: \"sse\" must be AES256, aws:kms or aws:kms:dsse")
     doc["ignore"] = tuple(ignore)
     if doc.get("data_dir") is None:
         doc.pop("data_dir", None)

@@ -69,6 +69,7 @@ EXIT_ABORTED = 9        # stopped before changing anything: a limit, or a "no"
 EXIT_INTERRUPTED = 130
 
 _EXIT_FOR = [  # most specific first
+    (errors.UsageError, EXIT_USAGE),
     (errors.ConfigError, EXIT_CONFIG),
     (errors.PreconditionFailed, EXIT_CHANGED),
     (errors.LocalChangedError, EXIT_CHANGED),
@@ -121,6 +122,11 @@ def parse(doc: str, argv: list[str], ctx: Context, options_first: bool = False):
     return args
 
 
+def show_manual(command: str | None, ctx: Context) -> int:
+    from .manpage import show
+    return show(command, ctx)
+
+
 def main(argv: list[str] | None = None, ctx: Context | None = None) -> int:
     from . import __version__
 
@@ -134,10 +140,10 @@ def main(argv: list[str] | None = None, ctx: Context | None = None) -> int:
         return EXIT_OK
     if top["-C"]:
         ctx.cwd = os.path.join(ctx.cwd, top["-C"])
-    if top["help"]:
-        from .manpage import show
-        return show(top["<command>"], ctx)
     name = top["<command>"]
+    if name == "help":  # docopt matches `s3sync <command>` first
+        args = top["<args>"]
+        return show_manual(args[0] if args else None, ctx)
     if name not in COMMANDS:
         ctx.err.write(f"s3sync: '{name}' is not an s3sync command; see 's3sync --help'\n")
         return EXIT_USAGE

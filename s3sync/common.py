@@ -33,6 +33,6 @@ def jobs_of(args) -> int:
     except ValueError:
         jobs = 0
     if not 1 <= jobs <= 64:
-        from libsync.errors import ConfigError
-        raise ConfigError(f"--jobs must be a number from 1 to 64, not {value!r}")
+        from libsync.errors import UsageError
+        raise UsageError(f"--jobs must be a number from 1 to 64, not {value!r}")
     return jobs

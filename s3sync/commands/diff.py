@@ -20,7 +20,7 @@ Output: one line an action, "<action> TAB <path>".
 """
 
 from libsync import diff, ops
-from libsync.errors import ConfigError
+from libsync.errors import UsageError
 from libsync.scan import scan
 
 from ..common import opened
@@ -40,7 +40,7 @@ def kinds_of(value: str | None) -> frozenset[str] | None:
     kinds = frozenset(k.strip() for k in value.split(",") if k.strip())
     unknown = sorted(kinds - set(diff.KINDS))
     if unknown:
-        raise ConfigError(f"unknown action {unknown[0]!r}; actions: {', '.join(diff.KINDS)}")
+        raise UsageError(f"unknown action {unknown[0]!r}; actions: {', '.join(diff.KINDS)}")
     return kinds
 
 

@@ -12,21 +12,26 @@ Options:
   -j --jobs=<n>    Files downloaded in parallel [default: 8].
   -h --help        Show this help.
 
-Output: "downloaded TAB <path>", or "deleted TAB <path>", for each path.
+Output: "downloaded TAB <path>", "deleted TAB <path>", or "recorded TAB
+<path>" (already equal, only noted as agreed) for each path.
 """
 
 from libsync import ops
 from libsync.scan import scan
 
-from ..cli import EXIT_PARTIAL
+from ..cli import EXIT_PARTIAL, exit_code_for
 from ..common import jobs_of, opened
 from ..render import records_json, write_json, write_lines
 
 
 def report(result, ctx) -> int:
+    """One error line a failed file; the exit status of their kind if they share one."""
     for path, error in result.failed:
         ctx.err.write(f"error: {path}: {error}\n")
-    return EXIT_PARTIAL if result.failed else 0
+    codes = {exit_code_for(e) for e in result.errors}
+    if not result.failed:
+        return 0
+    return codes.pop() if len(codes) == 1 else EXIT_PARTIAL
 
 
 def run(args, ctx) -> int:
@@ -39,6 +44,10 @@ def run(args, ctx) -> int:
         write_json(ctx.out, {"records": records_json(result.done),
                              "failed": [{"path": p, "error": e} for p, e in result.failed]})
     else:
-        write_lines(ctx.out, (f"{'deleted' if r.deleted else 'downloaded'}\t{r.path}"
-                              for r in result.done))
+        def verb(r):
+            if r.deleted:
+                return "deleted"
+            local = scanned.files.get(r.path)
+            return "recorded" if local and local.sha256 == r.sha256 else "downloaded"
+        write_lines(ctx.out, (f"{verb(r)}\t{r.path}" for r in result.done))
     return report(result, ctx)

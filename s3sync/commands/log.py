@@ -10,7 +10,7 @@ Options:
   -h --help           Show this help.
 """
 
-from libsync.errors import ConfigError
+from libsync.errors import UsageError
 from libsync.workspace import Workspace
 
 from .. import porcelain
@@ -20,7 +20,7 @@ from ..render import records_json, write_json
 def run(args, ctx) -> int:
     limit = args["--max-count"]
     if limit is not None and not limit.isdigit():
-        raise ConfigError(f"-n takes a number, not {limit!r}")
+        raise UsageError(f"-n takes a number, not {limit!r}")
     ws = Workspace.find(ctx.cwd)
     commits = porcelain.log(ws, limit=int(limit) if limit else None, path=args["<path>"])
     if args["--json"]:

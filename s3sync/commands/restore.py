@@ -10,7 +10,7 @@ Options:
   -h --help          Show this help.
 """
 
-from libsync.errors import ConfigError
+from libsync.errors import UsageError
 from libsync.workspace import Workspace
 
 from .. import porcelain
@@ -19,7 +19,7 @@ from .. import porcelain
 def run(args, ctx) -> int:
     g = args["--generation"]
     if g is not None and not g.isdigit():
-        raise ConfigError(f"--generation takes a number, not {g!r}")
+        raise UsageError(f"--generation takes a number, not {g!r}")
     ws = Workspace.find(ctx.cwd)
     r = porcelain.restore(ws, args["<path>"], generation=int(g) if g else None)
     ctx.out.write(f"restored {r.path} as of generation {r.generation} "

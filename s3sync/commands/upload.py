@@ -15,7 +15,7 @@ Output: "staged TAB <path>" for each file uploaded.
 """
 
 from libsync import ops
-from libsync.errors import SyncError
+from libsync.errors import UsageError
 from libsync.manifest import check_path
 from libsync.scan import scan
 
@@ -31,7 +31,7 @@ def run(args, ctx) -> int:
         files = []
         for p in args["<path>"]:
             if check_path(p) not in scanned.files:
-                raise SyncError(f"{p} is not a file of the data folder (or it is ignored)")
+                raise UsageError(f"{p} is not a file of the data folder (or it is ignored)")
             files.append(scanned.files[p])
         result = ops.upload(state, remote, ws.data_dir, files, author=ws.author(ctx.env),
                             time=ops.utc_now(), jobs=jobs)

@@ -6,7 +6,7 @@ import time as _time
 from dataclasses import dataclass
 
 from libsync import journal, layout, transfer
-from libsync.errors import LocalChangedError, NotFoundError, SyncError
+from libsync.errors import LocalChangedError, NotFoundError, SyncError, UsageError
 from libsync.manifest import Commit, Entry, Record, check_path
 from libsync.scan import scan
 from libsync.workspace import Workspace
@@ -41,21 +41,21 @@ def choose_version(changes: list[tuple[int, Record]], path: str,
                    generation: int | None) -> tuple[int, Record]:
     """The version to restore: as of ``generation``, else the last one lost."""
     if not changes:
-        raise SyncError(f"{path} has no history on the remote")
+        raise UsageError(f"{path} has no history on the remote")
     if generation is not None:
         before = [(g, r) for g, r in changes if g <= generation]
         if not before:
-            raise SyncError(f"{path} did not exist at generation {generation}")
+            raise UsageError(f"{path} did not exist at generation {generation}")
         g, rec = before[-1]
         if rec.deleted:
-            raise SyncError(f"{path} was deleted at generation {g}; pick an earlier one")
+            raise UsageError(f"{path} was deleted at generation {g}; pick an earlier one")
         return g, rec
     g, current = changes[-1]
     if current.deleted:
         return g, current  # its sha256 names the deleted content
     earlier = [(g, r) for g, r in changes[:-1] if not r.deleted and r.sha256 != current.sha256]
     if not earlier:
-        raise SyncError(f"{path} has no deleted or replaced version to restore")
+        raise UsageError(f"{path} has no deleted or replaced version to restore")
     return earlier[-1]
 
 

@@ -8,6 +8,7 @@ the plan they carry out. Everything here composes the plumbing in
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import time as _time
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 
 from libsync import journal, ops, transfer
 from libsync.diff import CONFLICT, DELETE_LOCAL, DELETE_REMOTE, DOWNLOAD, RECORD, UPLOAD, Action
-from libsync.errors import AbortedError, CommitRaceError, ConfigError
+from libsync.errors import AbortedError, PreconditionFailed, UsageError
 from libsync.scan import scan
 from libsync.workspace import Workspace
 
@@ -71,7 +72,7 @@ def parse_max_delete(value: str | None, total: int) -> int | None:
             raise ValueError
         return n
     except ValueError:
-        raise ConfigError(f"--max-delete takes a count or a percentage, not {value!r}") from None
+        raise UsageError(f"--max-delete takes a count or a percentage, not {value!r}") from None
 
 
 def _stamp(now: datetime) -> str:
@@ -90,9 +91,9 @@ def run(ws: Workspace, direction: str, *, paths=None, dry_run: bool = False,
     each put to the user.
     """
     if on_conflict not in CHOICES:
-        raise ConfigError(f"--on-conflict must be one of {', '.join(CHOICES)}")
-    if on_conflict == "ask" and choose is None:
-        on_conflict = "skip"
+        raise UsageError(f"--on-conflict must be one of {', '.join(CHOICES)}")
+    if on_conflict == "ask" and (choose is None or dry_run):
+        on_conflict = "skip"  # a dry run asks nothing
     started = _time.monotonic()
     progress = progress or Quiet()
     now = now or datetime.now(UTC)
@@ -119,7 +120,10 @@ def run(ws: Workspace, direction: str, *, paths=None, dry_run: bool = False,
                 continue
             choice = choose(a) if on_conflict == "ask" else on_conflict
             res = resolve(a, choice, user=author, stamp=_stamp(now))
-            if res is None:
+            # push never changes local files and pull never the remote's:
+            # a resolution that needs the other direction waits for it.
+            if res is None or res.action.kind not in wanted or (
+                    res.rename_to and direction == "push"):
                 conflicts.append(a)
             else:
                 resolutions[a.path] = res
@@ -130,9 +134,11 @@ def run(ws: Workspace, direction: str, *, paths=None, dry_run: bool = False,
         limit_text = max_delete if max_delete is not None or confirm is not None else "50%"
         limit = parse_max_delete(limit_text, len(manifest.entries()) or len(scanned.files))
         if limit is not None and len(deletions) > limit:
-            raise AbortedError(
-                f"{len(deletions)} deletions exceed --max-delete={limit_text} "
-                f"({limit} files); nothing was changed")
+            too_many = (f"{len(deletions)} deletions exceed --max-delete={limit_text} "
+                        f"({limit} files)")
+            if not dry_run:
+                raise AbortedError(f"{too_many}; nothing was changed")
+            warnings.append(f"{too_many}: this run would stop before changing anything")
 
         result = SyncResult(direction, tuple(plan), tuple(conflicts),
                             generation=manifest.generation, dry_run=dry_run,
@@ -195,15 +201,18 @@ def _execute(ws, state, remote, plan, resolutions, scanned, *, author, now, jobs
             bytes_up = up.bytes
             generation = committed.manifest.generation
 
-    # Pull: downloads, local deletions and records, forced where a conflict
-    # was resolved in the remote's favour (the local copy is safe by now).
+    # Pull: local deletions and records, then downloads (so that a rename
+    # differing only in case works on a case-insensitive disk), forced where
+    # a conflict was resolved in the remote's favour (the local copy is safe).
     pulls = [a for a in plan if a.kind in (DOWNLOAD, DELETE_LOCAL, RECORD)]
     downloaded, deleted_local, recorded, bytes_down = [], [], [], 0
     if pulls:
         total = sum(a.remote.size for a in pulls if a.kind == DOWNLOAD)
         bar = progress.start("pull", total)
-        for force in (False, True):
-            batch = [a.path for a in pulls if (a.path in resolutions) == force]
+        for kinds, force in itertools.product(((DELETE_LOCAL, RECORD), (DOWNLOAD,)),
+                                              (False, True)):
+            batch = [a.path for a in pulls
+                     if a.kind in kinds and (a.path in resolutions) == force]
             if not batch:
                 continue
             down = ops.download(state, remote, ws.data_dir, batch, scanned, force=force,
@@ -235,7 +244,7 @@ def _commit(state, remote, *, author, time, message, conflicts, plan):
             return None
         try:
             return ops.commit(state, remote, author=author, time=time, message=message)
-        except CommitRaceError:
+        except PreconditionFailed:  # a lost race, or a staged path changed meanwhile
             fetched = ops.fetch(state, remote)
             moved = [p for p, (_, based_on) in state.pending().items()
                      if fetched.manifest.sha(p) != based_on]
@@ -246,7 +255,7 @@ def _commit(state, remote, *, author, time, message, conflicts, plan):
                 conflicts.append(Action(CONFLICT, p, a.local if a else None,
                                         a.base if a else None, fetched.manifest.records.get(p),
                                         "changed here, changed on the remote meanwhile"))
-    raise CommitRaceError(f"lost the race to commit {COMMIT_TRIES} times; try again")
+    raise PreconditionFailed(f"lost the race to commit {COMMIT_TRIES} times; try again")
 
 
 def push(ws: Workspace, **kw) -> SyncResult:

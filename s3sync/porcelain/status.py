@@ -30,7 +30,9 @@ def status(ws: Workspace, paths=None, *, fetch: bool = True) -> StatusResult:
         else:
             manifest = state.remote()
         scanned = scan(ws.data_dir, state, ignore=ws.config.ignore, on_warning=warnings.append)
-        actions = ops.plan(state, scanned, paths, remote=manifest)
+        # A change made alike on both sides is in step; only the base lags.
+        actions = tuple(a for a in ops.plan(state, scanned, paths, remote=manifest)
+                        if a.kind != diff.RECORD)
     return StatusResult(manifest.generation, actions, tuple(warnings))
 
 
