@@ -19,6 +19,7 @@ Porcelain commands:
   reset           Remove s3sync's metadata (never data files)
   log             Show the history of pushes
   restore         Bring back a deleted or replaced version
+  remotes         List the kinds of remote
 
 Plumbing commands:
   scan            List local files with their sha256
@@ -50,6 +51,7 @@ from libsync import errors
 COMMANDS = {
     "init": "init", "status": "status", "push": "push", "pull": "pull",
     "sync": "sync", "reset": "reset", "log": "log", "restore": "restore",
+    "remotes": "remotes",
     "scan": "scan", "fetch-manifest": "fetch_manifest", "diff": "diff",
     "upload": "upload", "tombstone": "tombstone", "commit": "commit",
     "download": "download", "fsck": "fsck",

@@ -5,8 +5,9 @@ from __future__ import annotations
 from .base import ObjectInfo, Remote
 
 KINDS = {
-    "s3": "s3://bucket/prefix: Amazon S3 or any S3-compatible store (endpoint_url)",
-    "file": "file:///path or a plain path: a folder, e.g. on a shared drive",
+    "s3": "s3://bucket/prefix: Amazon S3, or with endpoint_url any S3-compatible "
+          "store (MinIO, Ceph, Cloudflare R2, SeaweedFS), path-style addressing",
+    "file": "file:///path or a plain path: a folder, e.g. on a network share",
 }
 
 
