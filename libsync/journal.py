@@ -10,6 +10,7 @@ journal; it is never the truth on its own, and a broken one is skipped.
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -73,16 +74,17 @@ def read_snapshot(remote: Remote, on_warning: Callable[[str], None] | None = Non
         return None
 
 
-def new_generations(remote: Remote, after: int, *, after_etag: str | None = None
-                    ) -> tuple[list[int], str | None]:
+def new_generations(remote: Remote, after: int, *, after_etag: str | None = None,
+                    require: bool = False) -> tuple[list[int], str | None]:
     """The generations committed after ``after``, and the newest one's etag.
 
-    This is the one LIST a no-op costs. Given ``after_etag``, the listing
-    starts one key earlier so that the same request checks that
-    ``journal/<after>`` is still the commit this workspace read: a remote
-    that was reset and pushed to again is told apart from the old one.
+    This is the one LIST a no-op costs. Given ``after_etag`` (or with
+    ``require``), the listing starts one key earlier so that the same
+    request checks that ``journal/<after>`` exists and is still the commit
+    this workspace read: a remote that was reset and pushed to again is
+    told apart from the old one.
     """
-    check = after_etag is not None and after > 0
+    check = after > 0 and (after_etag is not None or require)
     start = layout.journal_key(after - 1 if check else after)
     found = {}
     for info in remote.list(layout.JOURNAL_PREFIX, start_after=start):
@@ -90,7 +92,8 @@ def new_generations(remote: Remote, after: int, *, after_etag: str | None = None
         if g is not None:
             found[g] = info.etag
     if check:
-        if found.pop(after, None) != after_etag:
+        seen = found.pop(after, None)
+        if seen is None or (after_etag is not None and seen != after_etag):
             raise RemoteHistoryError(
                 f"the remote's journal no longer holds generation {after} as this workspace "
                 "read it (was the remote reset?); run 's3sync reset --local-only' and "
@@ -111,12 +114,20 @@ def fetch_manifest(remote: Remote, known: Manifest, *, jobs: int = 8,
     new this sends exactly one request, whatever the number of files.
     """
     start = known
+    gens = None
     if known.generation == 0:
         check_format(read_format(remote), where=f"{remote.url} format marker")
         snap = read_snapshot(remote, on_warning)
         if snap is not None:
-            start = snap
-    gens, etag = new_generations(remote, start.generation, after_etag=start.head_etag)
+            try:  # a snapshot is believed only if the journal has its generation
+                gens, etag = new_generations(remote, snap.generation, require=True)
+                start = snap
+            except RemoteHistoryError:
+                if on_warning:
+                    on_warning(f"ignoring the remote snapshot: the journal has no "
+                               f"generation {snap.generation}")
+    if gens is None:
+        gens, etag = new_generations(remote, start.generation, after_etag=start.head_etag)
     if len(gens) > REPLAY_LIMIT and start is known and known.generation > 0:
         snap = read_snapshot(remote, on_warning)
         if snap is not None and known.generation < snap.generation <= gens[-1]:
@@ -140,17 +151,27 @@ def write_commit(remote: Remote, current: Manifest, changes: Iterable[Record], *
     the caller reads the new commits and reconciles again.
     """
     commit = Commit(current.generation + 1, author, time, message,
-                    tuple(sorted(changes, key=lambda r: r.path)))
+                    tuple(sorted(changes, key=lambda r: r.path)), uuid.uuid4().hex)
     # Read back what readers will read: a commit they would refuse must
     # never be written, or the whole team's remote is broken.
     commit = Commit.from_json(commit.to_json(), where="the new commit")
     manifest = current.apply(commit)
+    # A teammate's newer s3sync may have moved the remote to a newer format.
+    check_format(read_format(remote), where=f"{remote.url} format marker")
+    key, data = layout.journal_key(commit.generation), commit.to_json()
     try:
-        etag = remote.put(layout.journal_key(commit.generation), commit.to_json(),
-                          if_none_match=True)
+        etag = remote.put(key, data, if_none_match=True)
     except PreconditionFailed:
-        raise CommitRaceError(
-            f"another push committed generation {commit.generation} first") from None
+        # Either a lost race, or our own write whose answer was lost and
+        # retried: the bytes tell (a commit carries its author and time).
+        try:
+            ours = remote.get(key) == data
+        except NotFoundError:
+            ours = False
+        if not ours:
+            raise CommitRaceError(
+                f"another push committed generation {commit.generation} first") from None
+        etag = remote.head(key).etag
     return dataclasses.replace(manifest, head_etag=etag), commit
 
 

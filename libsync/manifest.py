@@ -42,7 +42,7 @@ def check_path(path: str) -> str:
     parts = path.split("/")
     if any(p in ("", ".", "..") for p in parts):
         raise UnsafePathError(f"unsafe path {path!r}: empty, '.' or '..' segment")
-    if parts[0] == STATE_DIR:
+    if parts[0].lower() == STATE_DIR:  # also on case-insensitive disks
         raise UnsafePathError(f"unsafe path {path!r}: inside {STATE_DIR}/")
     if unicodedata.normalize("NFC", path) != path:
         raise UnsafePathError(f"unsafe path {path!r}: not NFC-normalised")
@@ -126,12 +126,17 @@ class Commit:
     time: str
     message: str
     changes: tuple[Record, ...]
+    # Random, so that a pusher whose answer was lost can tell its own
+    # commit from another made by the same person in the same second.
+    id: str = ""
 
     def to_json(self) -> bytes:
         doc = {"format": FORMAT, "generation": self.generation,
                "author": self.author, "time": self.time,
                "message": self.message,
                "changes": [c.to_dict() for c in self.changes]}
+        if self.id:
+            doc["id"] = self.id
         return dumps(doc)
 
     @classmethod
@@ -140,7 +145,8 @@ class Commit:
         try:
             changes = tuple(record_from_dict(c) for c in doc["changes"])
             commit = cls(int(doc["generation"]), str(doc["author"]),
-                         str(doc["time"]), str(doc.get("message", "")), changes)
+                         str(doc["time"]), str(doc.get("message", "")), changes,
+                         str(doc.get("id", "")))
         except (KeyError, TypeError, ValueError) as exc:
             raise FormatError(f"malformed {where}: {exc}") from exc
         _check_unique(r.path for r in commit.changes)

@@ -93,6 +93,8 @@ class Workspace:
                 text = f.read()
         except OSError as exc:
             raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path} is not UTF-8 text") from exc
         return cls(root, parse_config(text, where=path))
 
     @property

@@ -113,7 +113,8 @@ def test_fetch_refuses_a_remote_of_an_unknown_format(bare):
 def test_write_commit_creates_generations_one_by_one(remote):
     m1, c1 = journal.write_commit(remote, Manifest(), [entry("b.txt"), entry("a.txt")],
                                   author="ann", time=TIME, message="first")
-    assert c1 == Commit(1, "ann", TIME, "first", (entry("a.txt"), entry("b.txt")))
+    assert c1 == Commit(1, "ann", TIME, "first", (entry("a.txt"), entry("b.txt")), c1.id)
+    assert len(c1.id) == 32  # random: tells this commit from an identical one
     assert m1 == Manifest(1, {"a.txt": entry("a.txt"), "b.txt": entry("b.txt")})
     assert J(1) == ".s3sync/journal/000000000001"
     assert remote.get(J(1)) == c1.to_json()

@@ -199,10 +199,6 @@ def test_pull_refuses_a_journal_naming_unsafe_paths(pair, remote, tmp_path, path
     assert cy.files() == {}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: check_path compares the first segment with '.s3sync' case-sensitively "
-    "(libsync/manifest.py:45), so '.S3SYNC/state.db' passes; on macOS and Windows "
-    "(case-insensitive) that is the workspace's own state database"))
 def test_pull_refuses_the_state_folder_in_another_case(pair, remote, tmp_path):
     ann, bob = pair
     with remote.open() as r:
@@ -304,10 +300,6 @@ def test_a_broken_snapshot_is_skipped_and_the_journal_replayed(two_generations, 
     assert cy.files() == ann.files() == {"raw/a.csv": b"a2\n", "c.csv": b"c1\n"}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a snapshot claiming a generation the journal does not have is trusted "
-    "(libsync/journal.py fetch_manifest): the fresh teammate's next push commits "
-    "generation 100, leaving a gap that breaks every other teammate"))
 def test_a_snapshot_ahead_of_the_journal_is_not_trusted(two_generations, remote, tmp_path):
     ann = two_generations
     put_raw(remote, ".s3sync/snapshot", _snapshot(remote, 99))
@@ -342,10 +334,6 @@ def test_an_unknown_format_version_is_refused(pair, remote, tmp_path):
     assert re.search(r"\bformat 2\b", error_line(r)), r.err
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a teammate who fetched before checks the format marker only when its "
-    "base is generation 0 (libsync/journal.py fetch_manifest), so it goes on "
-    "committing format-1 commits into a remote a newer s3sync upgraded"))
 def test_a_push_into_a_remote_of_a_newer_format_is_refused(pair, remote):
     ann, bob = pair
     put_raw(remote, ".s3sync/format", b'{"format": 2}')
@@ -379,12 +367,7 @@ CONFIGS = {
 }
 
 
-@pytest.mark.parametrize("text", [
-    pytest.param(v, id=k, marks=[pytest.mark.xfail(strict=True, reason=(
-        "BUG: Workspace.find catches only OSError around the read "
-        "(libsync/workspace.py:91-95); invalid UTF-8 raises UnicodeDecodeError, "
-        "a traceback instead of exit 3"))] if k == "not utf-8" else [])
-    for k, v in CONFIGS.items()])
+@pytest.mark.parametrize("text", [pytest.param(v, id=k) for k, v in CONFIGS.items()])
 @pytest.mark.parametrize("command", ["pull", "status"])
 def test_a_malformed_config_exits_3_naming_the_file(tmp_path, text, command):
     t = Teammate(tmp_path / "ws", "ann")

@@ -165,10 +165,6 @@ def test_a_lost_response_to_a_data_upload_is_adopted_on_retry(team, proxy, direc
     assert assert_consistent(direct) == {"a.csv": b"a\n"}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a lost response to the commit PUT is retried by botocore, the retry "
-    "gets 412 (the first attempt landed), and push takes its own commit for a "
-    "lost race: it reports a conflict and exits 1 (libsync/journal.py write_commit)"))
 def test_a_lost_response_to_the_commit_is_recognised(team, proxy, direct):
     ann = team("ann")
     ann.write("a.csv", "a\n")

@@ -1,0 +1,108 @@
+"""Helpers shared by the scenario tests: hashing, the remote trash, lost versions.
+
+Named ``scenario_helpers`` rather than ``helpers``: test folders have no
+``__init__.py``, so a module's basename must be unique across ``tests/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+TRASH = ".s3sync/trash/"
+
+
+def sha(data: bytes | str) -> str:
+    if isinstance(data, str):
+        data = data.encode()
+    return hashlib.sha256(data).hexdigest()
+
+
+def trash_key(path: str, content: bytes | str) -> str:
+    """Where the remote trash keeps ``content`` of ``path`` (named by its sha256)."""
+    return f"{TRASH}{path}/{sha(content)}"
+
+
+def objects(remote, prefix: str = "", *, meta: bool = True) -> dict[str, bytes]:
+    """The remote's objects under ``prefix``, by key; ``meta=False`` leaves out
+    ``.s3sync/``. Like RemoteSpec.keys(), but reads only what is asked for."""
+    with remote.open() as r:
+        return {i.key: r.get(i.key) for i in r.list(prefix)
+                if meta or not i.key.startswith(".s3sync/")}
+
+
+def data_of(remote) -> dict[str, bytes]:
+    """The remote's data objects (RemoteSpec.data(), without reading the metadata)."""
+    return objects(remote, meta=False)
+
+
+def trash_of(remote) -> dict[str, bytes]:
+    """Every object in the remote trash, by key."""
+    return objects(remote, TRASH)
+
+
+def meta_keys(remote) -> dict[str, bytes]:
+    return objects(remote, ".s3sync/")
+
+
+def every_version(remote, *teammates) -> set[bytes]:
+    """The bytes of every version still to be found: workspaces, remote data, trash."""
+    found: set[bytes] = set()
+    for t in teammates:
+        found.update(t.files().values())
+    for key, content in objects(remote).items():
+        if key.startswith(TRASH) or not key.startswith(".s3sync/"):
+            found.add(content)
+    return found
+
+
+def state_files(teammate) -> dict[str, bytes]:
+    """The files of a workspace's ``Data/.s3sync/`` folder, by relative path."""
+    root = teammate.data / ".s3sync"
+    if not root.exists():
+        return {}
+    return {p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+_LOADERS: dict = {}  # by AWS_DATA_PATH; kept for the whole test session
+
+
+class _UniqueList(list):
+    def append(self, item):
+        if item not in self:
+            super().append(item)
+
+
+def share_botocore_loader(monkeypatch) -> None:
+    """Let every boto3 session of a test share one botocore data loader.
+
+    Each s3sync command opens a fresh boto3 session, which re-reads S3's
+    service model (~150 ms of JSON parsing); sharing the loader, which
+    caches what it reads, makes a command over moto cost a few ms. Only
+    static API descriptions are shared: credentials, endpoints and
+    requests stay per session, exactly as a user's would.
+    """
+    import botocore.loaders
+    import botocore.session
+
+    def shared(search_path_string=None):
+        if search_path_string not in _LOADERS:
+            loader = botocore.loaders.create_loader(search_path_string)
+            loader._search_paths = _UniqueList(loader._search_paths)
+            _LOADERS[search_path_string] = loader
+        return _LOADERS[search_path_string]
+
+    monkeypatch.setattr(botocore.session, "create_loader", shared)
+
+
+def teammate(spec, root, name: str):
+    """A workspace at ``root`` initialised on the remote ``spec`` (a RemoteSpec)."""
+    from conftest import Teammate
+
+    t = Teammate(root, name)
+    t.root.mkdir(parents=True)
+    args = ["init", spec.url]
+    if spec.endpoint_url:
+        args += ["--endpoint-url", spec.endpoint_url]
+    t.ok(*args)
+    return t
