@@ -15,7 +15,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from . import diff, journal, transfer
-from .errors import LocalChangedError, PreconditionFailed, SyncError, UsageError
+from .errors import (
+    AccessDeniedError,
+    LocalChangedError,
+    PreconditionFailed,
+    RemoteNotFoundError,
+    SyncError,
+    UnsafePathError,
+    UsageError,
+)
 from .manifest import Commit, Entry, Manifest, Record, Tombstone, check_path
 from .remotes.base import Remote
 from .scan import LocalFile, ScanResult
@@ -82,6 +90,31 @@ def plan(state: State, scanned: ScanResult, paths: Iterable[str] | None = None,
                           skipped=[*scanned.skipped, *ignored], paths=paths)
 
 
+def unreachable(state: State, scanned: ScanResult, remote: Manifest
+                ) -> list[tuple[str, UnsafePathError]]:
+    """Remote changes under a local folder the scan could not enter.
+
+    Nothing is written through a symlinked or unreadable folder; each such
+    change is reported rather than silently left behind.
+    """
+    if not scanned.skipped:
+        return []
+    base = state.base()
+    out = []
+    for path, rec in sorted(remote.records.items()):
+        folder = next((s for s in scanned.skipped if path == s or path.startswith(s + "/")),
+                      None)
+        if folder is None or scanned.ignored(path):
+            continue
+        old = base.get(path)
+        if (None if rec.deleted else rec.sha256) != (None if old is None or old.deleted
+                                                     else old.sha256):
+            out.append((path, UnsafePathError(
+                f"{path}: not pulled: {folder} is a symbolic link, a special file or cannot "
+                "be read")))
+    return out
+
+
 def _run(items: Sequence, work: Callable, jobs: int, record: Callable,
          on_done: OnDone | None) -> TransferResult:
     """Run ``work`` on items in a pool; ``record`` each result on this thread."""
@@ -93,6 +126,8 @@ def _run(items: Sequence, work: Callable, jobs: int, record: Callable,
                 path = futures[future].path
                 try:
                     result = future.result()
+                except (AccessDeniedError, RemoteNotFoundError):
+                    raise  # the same for every file: stop, and say it once
                 except SyncError as exc:
                     failed.append((path, str(exc)))
                     errors.append(exc)

@@ -92,6 +92,18 @@ def exit_code_for(exc: errors.SyncError) -> int:
     return EXIT_PARTIAL
 
 
+def exit_code_for_failures(errors) -> int:
+    """Files that failed while others went through: 8, "some files failed".
+
+    When every failure is of the one kind whose remedy differs (5: re-run
+    after a fetch; 6: the data itself is refused), that code instead.
+    """
+    codes = {exit_code_for(e) for e in errors}
+    if len(codes) == 1 and codes <= {EXIT_CHANGED, EXIT_DATA}:
+        return codes.pop()
+    return EXIT_PARTIAL
+
+
 @dataclass
 class Context:
     """What a command may touch of the outside world; tests pass buffers."""

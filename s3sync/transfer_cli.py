@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from libsync.workspace import Workspace
 
-from .cli import EXIT_DIFFERENT, EXIT_OK, EXIT_PARTIAL
+from .cli import EXIT_DIFFERENT, EXIT_OK, exit_code_for_failures
 from .common import jobs_of
 from .interact import Bars, Prompter, plan_table
 from .porcelain import pushpull
@@ -49,14 +49,15 @@ def run(verb: str, args, ctx) -> int:
     for a in result.conflicts:
         ctx.err.write(f"conflict: {a.path}: {a.conflict}\n")
     for path, error in result.failed:
-        ctx.err.write(f"error: {path}: {error}\n")
+        ctx.err.write(f"error: {error}\n" if error.startswith(path) else
+                      f"error: {path}: {error}\n")
     for path in result.declined_deletions:
         ctx.out.write(f"not deleted: {path}\n")
     ctx.out.write(summary(result) + "\n")
     if result.conflicts:
         ctx.err.write("hint: resolve conflicts with --on-conflict=keep-both, local or remote\n")
     if result.failed:
-        return EXIT_PARTIAL
+        return exit_code_for_failures(result.errors)
     return EXIT_DIFFERENT if result.conflicts else EXIT_OK
 
 

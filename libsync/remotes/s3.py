@@ -34,8 +34,12 @@ from ..errors import (
 )
 from .base import ObjectInfo, Progress, Remote
 
-MULTIPART_THRESHOLD = 64 << 20
-PART_SIZE = 16 << 20
+# Files up to the threshold are read whole and checked before one PUT; larger
+# ones go up in parts that become visible only once the whole file has been
+# read and checked. Either way bytes that do not match the scan's sha256 are
+# never published, even by a server that does not verify checksums.
+MULTIPART_THRESHOLD = 8 << 20
+PART_SIZE = 8 << 20
 _CHUNK = 1 << 20
 
 
@@ -116,18 +120,18 @@ class S3Remote(Remote):
         kw = _conditions(if_none_match, if_match)
         if size >= MULTIPART_THRESHOLD:
             return self._put_multipart(key, path, sha256, kw, progress)
-        b64 = base64.b64encode(bytes.fromhex(sha256)).decode()
         with open(path, "rb") as f:
-            body = _HashingReader(f, progress)
-            with _absent_is_changed(if_match), _errors(key):
-                resp = self.client.put_object(
-                    Bucket=self.bucket, Key=self._key(key), Body=body,
-                    ChecksumSHA256=b64, Metadata={"sha256": sha256},
-                    **kw, **self._sse)
-        if body.hexdigest() != sha256:
-            # A server that does not verify checksums took torn bytes; no
-            # commit will name them, and the caller is told.
-            raise IntegrityError(f"{path} changed while it was uploaded")
+            data = f.read(MULTIPART_THRESHOLD + 1)  # a file that grew fails the check
+        digest = hashlib.sha256(data).digest()
+        if digest.hex() != sha256:
+            raise IntegrityError(f"{path} changed since it was scanned; nothing was sent")
+        with _absent_is_changed(if_match), _errors(key):
+            resp = self.client.put_object(
+                Bucket=self.bucket, Key=self._key(key), Body=data,
+                ChecksumSHA256=base64.b64encode(digest).decode(),
+                Metadata={"sha256": sha256}, **kw, **self._sse)
+        if progress:
+            progress(len(data))
         return resp["ETag"]
 
     def _put_multipart(self, key, path, sha256, kw, progress):
@@ -239,42 +243,6 @@ def _conditions(if_none_match: bool, if_match: str | None) -> dict:
     return {}
 
 
-class _HashingReader:
-    """A file wrapper that hashes what botocore reads, restarting on a rewind.
-
-    botocore may read the body twice (to sign it, then to send it); progress
-    counts each byte once.
-    """
-
-    def __init__(self, f, progress):
-        self._f = f
-        self._progress = progress
-        self._hash = hashlib.sha256()
-        self._seen = 0
-
-    def read(self, n=-1):
-        data = self._f.read(n)
-        self._hash.update(data)
-        if self._progress:
-            new = self._f.tell() - self._seen
-            if new > 0:
-                self._seen += new
-                self._progress(new)
-        return data
-
-    def seek(self, offset, whence=0):
-        pos = self._f.seek(offset, whence)
-        if pos == 0:
-            self._hash = hashlib.sha256()
-        return pos
-
-    def tell(self):
-        return self._f.tell()
-
-    def hexdigest(self):
-        return self._hash.hexdigest()
-
-
 _DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
            "ExpiredToken", "InvalidToken", "AllAccessDisabled", "403"}
 _PRECONDITION = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
@@ -293,7 +261,9 @@ def _errors(what: str):
         status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
         msg = err.get("Message") or code
         if code == "NoSuchBucket":
-            raise RemoteNotFoundError(f"bucket does not exist: {msg}") from exc
+            name = err.get("BucketName") or ""
+            raise RemoteNotFoundError(f"bucket {name} does not exist".replace("  ", " ")
+                                      ) from exc
         if code in ("NoSuchKey", "NotFound", "404") or status == "404":
             raise NotFoundError(f"{what} not found") from exc
         if code in _PRECONDITION or status in ("412", "409"):

@@ -19,7 +19,7 @@ Output: "downloaded TAB <path>", "deleted TAB <path>", or "recorded TAB
 from libsync import ops
 from libsync.scan import scan
 
-from ..cli import EXIT_PARTIAL, exit_code_for
+from ..cli import exit_code_for_failures
 from ..common import jobs_of, opened
 from ..render import records_json, write_json, write_lines
 
@@ -27,11 +27,9 @@ from ..render import records_json, write_json, write_lines
 def report(result, ctx) -> int:
     """One error line a failed file; the exit status of their kind if they share one."""
     for path, error in result.failed:
-        ctx.err.write(f"error: {path}: {error}\n")
-    codes = {exit_code_for(e) for e in result.errors}
-    if not result.failed:
-        return 0
-    return codes.pop() if len(codes) == 1 else EXIT_PARTIAL
+        ctx.err.write(f"error: {error}\n" if error.startswith(path) else
+                      f"error: {path}: {error}\n")
+    return exit_code_for_failures(result.errors) if result.failed else 0
 
 
 def run(args, ctx) -> int:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from libsync import journal, ops, transfer
 from libsync.diff import CONFLICT, DELETE_LOCAL, DELETE_REMOTE, DOWNLOAD, RECORD, UPLOAD, Action
-from libsync.errors import AbortedError, PreconditionFailed, UsageError
+from libsync.errors import AbortedError, PreconditionFailed, SyncError, UsageError
 from libsync.scan import scan
 from libsync.workspace import Workspace
 
@@ -43,6 +43,7 @@ class SyncResult:
     recorded: tuple[str, ...] = ()
     kept: tuple[tuple[str, str], ...] = ()   # (path, its conflict copy)
     failed: tuple[tuple[str, str], ...] = ()
+    errors: tuple[SyncError, ...] = ()       # what failed, in the order of failed
     declined_deletions: tuple[str, ...] = ()
     bytes_up: int = 0
     bytes_down: int = 0
@@ -140,9 +141,12 @@ def run(ws: Workspace, direction: str, *, paths=None, dry_run: bool = False,
                 raise AbortedError(f"{too_many}; nothing was changed")
             warnings.append(f"{too_many}: this run would stop before changing anything")
 
+        blocked = ops.unreachable(state, scanned, manifest) if direction != "push" else []
         result = SyncResult(direction, tuple(plan), tuple(conflicts),
                             generation=manifest.generation, dry_run=dry_run,
-                            warnings=tuple(warnings))
+                            warnings=tuple(warnings),
+                            failed=tuple((p, str(e)) for p, e in blocked),
+                            errors=tuple(e for _, e in blocked))
         if dry_run or not plan:
             return dataclasses.replace(result, seconds=_time.monotonic() - started)
 
@@ -164,7 +168,8 @@ def run(ws: Workspace, direction: str, *, paths=None, dry_run: bool = False,
 def _execute(ws, state, remote, plan, resolutions, scanned, *, author, now, jobs, message,
              progress, result: SyncResult) -> SyncResult:
     when = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-    failed: list[tuple[str, str]] = []
+    failed: list[tuple[str, str]] = list(result.failed)
+    errors: list[SyncError] = list(result.errors)
     conflicts = list(result.conflicts)
     files = dict(scanned.files)
 
@@ -191,6 +196,7 @@ def _execute(ws, state, remote, plan, resolutions, scanned, *, author, now, jobs
                         progress=bar)
         progress.stop()
         failed.extend(up.failed)
+        errors.extend(up.errors)
         ops.tombstone(state, ws.data_dir, dels, author=author, time=when)
         committed = _commit(state, remote, author=author, time=when, message=message,
                             conflicts=conflicts, plan=plan)
@@ -218,6 +224,7 @@ def _execute(ws, state, remote, plan, resolutions, scanned, *, author, now, jobs
             down = ops.download(state, remote, ws.data_dir, batch, scanned, force=force,
                                 jobs=jobs, progress=bar)
             failed.extend(down.failed)
+            errors.extend(down.errors)
             done = {r.path for r in down.done}
             for a in pulls:
                 if a.path in done and a.path in batch:
@@ -229,7 +236,8 @@ def _execute(ws, state, remote, plan, resolutions, scanned, *, author, now, jobs
     return dataclasses.replace(
         result, conflicts=tuple(conflicts), uploaded=uploaded, deleted_remote=deleted_remote,
         downloaded=tuple(downloaded), deleted_local=tuple(deleted_local),
-        recorded=tuple(recorded), kept=tuple(kept), failed=tuple(sorted(failed)),
+        recorded=tuple(recorded), kept=tuple(kept), failed=tuple(failed),
+        errors=tuple(errors),
         bytes_up=bytes_up, bytes_down=bytes_down, generation=generation)
 
 

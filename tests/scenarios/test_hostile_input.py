@@ -574,12 +574,6 @@ def test_a_file_changed_during_upload_is_never_committed_torn(verifying_remote, 
     assert assert_consistent(spec)["a.csv"] == b"C" * 5000
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: on a server that does not verify ChecksumSHA256 (moto here; older "
-    "S3-compatible stores), a file changed during upload leaves an object whose "
-    "x-amz-meta-sha256 names the old content (libsync/remotes/s3.py put_file); "
-    "the next push takes it for its own upload (libsync/transfer.py upload, 412 "
-    "branch): it refuses the new content for ever, or commits wrong bytes"))
 @pytest.mark.parametrize("then", ["push the new content", "revert and push"])
 def test_a_file_changed_during_upload_to_a_non_verifying_server(s3_remote, tmp_path,
                                                                 monkeypatch, then):
@@ -635,11 +629,6 @@ def test_pull_never_writes_through_a_linked_folder(linked, decoy, tmp_path):
     assert tmp_files(bob) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a remote file under a linked folder is left out of the plan "
-    "(libsync/diff.py reconcile, skipped folders) and pull exits 0 with only "
-    "'warning: link: symbolic link skipped': nothing says link/passwd was not "
-    "pulled, and a script sees success"))
 def test_pull_through_a_linked_folder_is_refused_with_exit_6(linked):
     link, bob = linked
     r = run(bob, "pull")
