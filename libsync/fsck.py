@@ -46,14 +46,19 @@ class FsckResult:
     repaired: tuple[Problem, ...] = ()
 
 
-def check(remote: Remote, manifest: Manifest, *, verify: bool = False) -> FsckResult:
+def check(remote: Remote, manifest: Manifest, *, verify: bool = False,
+          ignored: Callable[[str], bool] = lambda key: False) -> FsckResult:
     """Every inconsistency between ``manifest`` and the remote's objects.
 
     ``verify`` reads every object to hash it; otherwise the checksum the
-    object carries is trusted where the server keeps one.
+    object carries is trusted where the server keeps one. Objects that the
+    ignore rules cover and no commit names are not s3sync's: they are not
+    orphans, and a repair leaves them alone.
     """
     problems: list[Problem] = []
-    objects = {i.key: i for i in remote.list("") if not i.key.startswith(layout.META)}
+    objects = {i.key: i for i in remote.list("")
+               if not i.key.startswith(layout.META)
+               and (i.key in manifest.records or not ignored(i.key))}
     trash = {i.key for i in remote.list(layout.TRASH_PREFIX)}
     for path, rec in sorted(manifest.records.items()):
         info = objects.pop(layout.data_key(path), None)

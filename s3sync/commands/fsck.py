@@ -10,6 +10,8 @@ With --repair, what is safe is mended: orphans and unfinished deletions
 are moved to the trash, a missing object is copied back from the trash,
 and an object changed outside s3sync is adopted as the current version
 in one new commit. Nothing is deleted that is not first in the trash.
+Objects that the ignore rules cover and no commit names (such as a
+legacy .S3/ folder) are not s3sync's, and are left alone.
 
 Options:
   --json      Print one JSON document: {"generation": N, "checked": N,
@@ -24,6 +26,7 @@ if problems remain.
 """
 
 from libsync import fsck, ops
+from libsync.scan import ignore_rules
 
 from ..common import opened
 from ..render import warn, write_json, write_lines
@@ -32,7 +35,9 @@ from ..render import warn, write_json, write_lines
 def run(args, ctx) -> int:
     with opened(ctx) as (ws, state, remote):
         manifest = ops.fetch(state, remote, on_warning=lambda m: warn(ctx.err, m)).manifest
-        result = fsck.check(remote, manifest, verify=args["--verify"])
+        rules = ignore_rules(ws.data_dir, ws.config.ignore)
+        result = fsck.check(remote, manifest, verify=args["--verify"],
+                            ignored=rules.match_file)
         if args["--repair"] and result.problems:
             result = fsck.repair(
                 remote, manifest, result, author=ws.author(ctx.env), time=ops.utc_now(),

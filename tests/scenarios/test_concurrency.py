@@ -36,6 +36,8 @@ from scenarios.crash_driver import audit_remote, sha
 from scenarios.scenario_helpers import every_version, share_botocore_loader
 
 from conftest import Result
+from libsync import journal
+from libsync.manifest import Manifest
 from libsync.state import State
 
 HERE = Path(__file__).resolve().parent
@@ -191,7 +193,20 @@ def staged_uploads(teammates) -> set[tuple[str, str]]:
     return out
 
 
-def check_round(remote, teammates, changes, results) -> set[tuple[str, str]]:
+def states_since(store, generation: int) -> set[tuple[str, str | None]]:
+    """(path, sha256 or None if deleted) of every path in every manifest from ``generation`` on."""
+    manifest = Manifest()
+    states = set()
+    for commit in journal.log(store):
+        manifest = manifest.apply(commit)
+        if manifest.generation >= generation:
+            states.update((p, manifest.sha(p)) for p in manifest.records)
+            if manifest.generation == generation:
+                states.update((p, None) for p in SHARED if p not in manifest.records)
+    return states
+
+
+def check_round(remote, teammates, changes, results, since: int) -> set[tuple[str, str]]:
     """Check one round; return (teammate, path) of the changes that did not land."""
     by_name = {t.name: t for t in teammates}
     for name, r in results.items():
@@ -202,18 +217,14 @@ def check_round(remote, teammates, changes, results) -> set[tuple[str, str]]:
             if "error: " in line:
                 assert re.search("changed|not found|lost the race", line), f"{name}: {line}"
     with remote.open() as store:
-        manifest, _ = audit_remote(store, copy_if_match=COPY_IF_MATCH[remote.kind],
-                                   staged=staged_uploads(teammates))
+        audit_remote(store, copy_if_match=COPY_IF_MATCH[remote.kind],
+                     staged=staged_uploads(teammates))
+        states = states_since(store, since)
     unresolved = set()
     for c in changes:
         r, t = results[c.who], by_name[c.who]
-        rec = manifest.records.get(c.path)
-        if c.content is None:
-            landed = rec is not None and rec.deleted
-        else:
-            landed = manifest.sha(c.path) == sha(c.content)
-        if landed:
-            continue
+        if (c.path, c.content and sha(c.content)) in states:
+            continue  # landed (a deletion may have met someone else's first)
         unresolved.add((c.who, c.path))
         assert reported(r, c.path), (
             f"{c.who}'s change of {c.path} is neither on the remote nor reported:\n{r.err}")
@@ -234,17 +245,20 @@ BLOCKED_BY_AN_ORPHAN = re.compile(r"error: \S+ .*changed.*")
 
 
 def converge(remote, teammates, passes: int = 6) -> None:
-    """Everyone syncs, keeping both sides of every conflict, until nothing moves."""
+    """Everyone out of step syncs, keeping both sides of every conflict, until all agree."""
     for _ in range(passes):
-        clean = True
+        data, synced = remote.data(), False
         for t in teammates:
+            if t.files() == data:
+                continue
             r = cli(t, "sync", "--on-conflict=keep-both", "--yes", "--max-delete=100%", "-q")
             assert r.code in (0, 5, 8), f"{t.name}: exit {r.code}\n{r.out}{r.err}"
             for line in r.err.splitlines():
                 assert BLOCKED_BY_AN_ORPHAN.fullmatch(line), f"{t.name}: {line}"
-            clean = clean and r.code == 0
-        data = remote.data()
-        if clean and all(t.files() == data for t in teammates):
+            synced = True
+            if "pushed" in r.out:
+                data = remote.data()
+        if not synced:
             break
     with remote.open() as store:
         manifest, orphans = audit_remote(store, copy_if_match=COPY_IF_MATCH[remote.kind])
@@ -273,8 +287,10 @@ def scenario(remote, team, n: int, rounds: int, push) -> None:
     for rnd in range(rounds):
         changes = make_changes(teammates, rnd, rng, unresolved)
         written.update(c.content for c in changes if c.content is not None)
+        with remote.open() as store:
+            since = journal.fetch_manifest(store, Manifest())[0].generation
         results = push(teammates)
-        unresolved |= check_round(remote, teammates, changes, results)
+        unresolved |= check_round(remote, teammates, changes, results, since)
     converge(remote, teammates)
     # Every version anyone wrote is still somewhere: a workspace (maybe as a
     # conflict copy), the remote's data, or its trash.

@@ -417,8 +417,6 @@ def test_a_remote_other_than_s3synchrony_json_names_is_refused(s3_remote, tmp_pa
     assert not (ann.root / "s3sync.json").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="fsck counts the legacy .S3/ objects as orphans and "
-                   "--repair moves them to the trash: it should skip what the team ignores")
 def test_fsck_leaves_the_legacy_folder_alone(s3_remote, tmp_path):
     legacy = Legacy(s3_remote)
     legacy.seed(FILES, NEW, {"gone.csv": b"gone\n"})
