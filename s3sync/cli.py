@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import TextIO
@@ -128,7 +129,8 @@ def parse(doc: str, argv: list[str], ctx: Context, options_first: bool = False):
     try:
         args = docopt(doc, argv=argv, default_help=False, options_first=options_first)
     except DocoptExit as exc:
-        ctx.err.write(f"{exc}\n")
+        problem = f"{usage_problem(argv, exc)}\n" if argv else ""
+        ctx.err.write(f"{problem}{DocoptExit.usage.strip()}\n")
         return EXIT_USAGE
     if args.get("--help"):
         ctx.out.write(doc.strip() + "\n")
@@ -139,6 +141,21 @@ def parse(doc: str, argv: list[str], ctx: Context, options_first: bool = False):
 def show_manual(command: str | None, ctx: Context) -> int:
     from .manpage import show
     return show(command, ctx)
+
+
+def usage_problem(argv: list[str], exc: DocoptExit) -> str:
+    """A plain sentence for what docopt could not match; it speaks of Patterns."""
+    name = "s3sync" if not argv or argv[0].startswith("-") else f"s3sync {argv[0]}"
+    text = str(exc)
+    option = re.search(r"Option\((?:'(-\w)'|None), (?:'(--[\w-]+)'|None)", text)
+    if option:
+        return f"{name}: unknown option, or one missing its value: {option[2] or option[1]}"
+    if "requires argument" in text or "must not have an argument" in text:
+        return f"{name}: {text.splitlines()[0]}"
+    extra = [a for a in re.findall(r"Argument\(None, '([^']*)'\)", text) if a != argv[0]]
+    if extra:
+        return f"{name}: unexpected argument {extra[0]!r}"
+    return f"{name}: missing or misplaced arguments"
 
 
 def main(argv: list[str] | None = None, ctx: Context | None = None) -> int:
