@@ -117,6 +117,8 @@ def repair(remote: Remote, manifest: Manifest, result: FsckResult, *, author: st
             elif p.kind == CHANGED:
                 rec = manifest.records[p.path]
                 info = remote.head(p.path)
+                if info is None:
+                    continue  # gone meanwhile: the next fsck sees it as missing
                 sha = transfer.sha_of(remote, info)
                 changes.append(Entry(p.path, info.size, sha, rec.mtime_ns, author, time,
                                      info.etag))

@@ -98,6 +98,7 @@ def new_generations(remote: Remote, after: int, *, after_etag: str | None = None
                 f"the remote's journal no longer holds generation {after} as this workspace "
                 "read it (was the remote reset?); run 's3sync reset --local-only' and "
                 "'s3sync init' to start again from the files")
+        after_etag = seen
     gens = sorted(found)
     for expected, g in enumerate(gens, after + 1):
         if g != expected:
@@ -134,7 +135,8 @@ def fetch_manifest(remote: Remote, known: Manifest, *, jobs: int = 8,
             start = snap
             gens = [g for g in gens if g > snap.generation]
     if not gens:
-        return start, []
+        return (start if etag == start.head_etag
+                else dataclasses.replace(start, head_etag=etag)), []
     with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(gens)))) as pool:
         commits = list(pool.map(lambda g: read_commit(remote, g), gens))
     manifest = start
@@ -161,7 +163,7 @@ def write_commit(remote: Remote, current: Manifest, changes: Iterable[Record], *
         etag = remote.put(key, data, if_none_match=True)
     except PreconditionFailed:
         # Either a lost race, or our own write whose answer was lost and
-        # retried: the bytes tell (a commit carries its author and time).
+        # retried: the bytes tell, since every commit carries a random id.
         try:
             ours = remote.get(key) == data
         except NotFoundError:

@@ -149,7 +149,7 @@ class Commit:
                          str(doc.get("id", "")))
         except (KeyError, TypeError, ValueError) as exc:
             raise FormatError(f"malformed {where}: {exc}") from exc
-        _check_unique(r.path for r in commit.changes)
+        _check_unique(r.path for r in commit.changes if not r.deleted)
         return commit
 
 

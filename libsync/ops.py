@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from . import diff, journal, transfer
 from .errors import (
     AccessDeniedError,
+    CommitRaceError,
     LocalChangedError,
     PreconditionFailed,
     RemoteNotFoundError,
@@ -189,15 +190,24 @@ def tombstone(state: State, data_dir: str, paths: Iterable[str], *, author: str,
 
 
 def commit(state: State, remote: Remote, *, author: str, time: str,
-           message: str = "") -> CommitResult:
+           message: str = "", fetched: bool = False) -> CommitResult:
     """Commit every staged change as the next generation, then tidy up.
 
     The commit goes on top of the cached remote manifest. If a staged
     change was based on a version that is no longer the remote's, this
     raises PreconditionFailed; if another push took the generation first,
     CommitRaceError. Either way nothing is written: fetch, and try again.
+    Unless the caller has just ``fetched``, one LIST first checks that the
+    cached manifest is still the remote's head, so a stale or reset
+    workspace can never leave a gap in the journal.
     """
     before = state.remote()
+    if not fetched:
+        newer, _ = journal.new_generations(remote, before.generation,
+                                           after_etag=before.head_etag)
+        if newer:
+            raise CommitRaceError(
+                f"another push committed generation {before.generation + 1} first")
     staged = state.pending()
     if not staged:
         raise UsageError("nothing to commit: upload or tombstone something first")

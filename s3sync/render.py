@@ -36,5 +36,12 @@ def human_size(n: int) -> str:
     return f"{n} B"
 
 
+def write_failures(err: TextIO, failed) -> None:
+    """One "error:" line a failed path; messages that name the path keep it once."""
+    for path, error in failed:
+        err.write(f"error: {error}\n" if error.startswith(path) else
+                  f"error: {path}: {error}\n")
+
+
 def warn(err: TextIO, message: str) -> None:
     err.write(f"warning: {message}\n")

@@ -8,7 +8,7 @@ from .cli import EXIT_DIFFERENT, EXIT_OK, exit_code_for_failures
 from .common import jobs_of
 from .interact import Bars, Prompter, plan_table
 from .porcelain import pushpull
-from .render import human_size, warn
+from .render import human_size, warn, write_failures
 
 OPTIONS = """Options:
   -n --dry-run            Show what would be done; change nothing on either side.
@@ -43,14 +43,15 @@ def run(verb: str, args, ctx) -> int:
             ctx.out.write(plan_table(result.plan + result.conflicts) + "\n")
         ctx.out.write(f"dry run: {len(result.plan)} change"
                       f"{'s' * (len(result.plan) != 1)} planned, nothing done\n")
+        write_failures(ctx.err, result.failed)
+        if result.failed:
+            return exit_code_for_failures(result.errors)
         return EXIT_DIFFERENT if result.conflicts else EXIT_OK
     for path, copy in result.kept:
         ctx.out.write(f"kept your version of {path} as {copy}\n")
     for a in result.conflicts:
         ctx.err.write(f"conflict: {a.path}: {a.conflict}\n")
-    for path, error in result.failed:
-        ctx.err.write(f"error: {error}\n" if error.startswith(path) else
-                      f"error: {path}: {error}\n")
+    write_failures(ctx.err, result.failed)
     for path in result.declined_deletions:
         ctx.out.write(f"not deleted: {path}\n")
     ctx.out.write(summary(result) + "\n")
@@ -62,7 +63,7 @@ def run(verb: str, args, ctx) -> int:
 
 
 def summary(r) -> str:
-    if not (r.plan or r.conflicts):
+    if not (r.plan or r.conflicts or r.failed):
         return f"already in step at generation {r.generation}"
     parts = []
     if r.uploaded or r.deleted_remote:

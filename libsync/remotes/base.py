@@ -49,8 +49,9 @@ class Remote(abc.ABC):
                  progress: Progress | None = None) -> str:
         """Upload a local file whose content must hash to ``sha256``.
 
-        The remote refuses (IntegrityError) bytes that do not match, so a
-        file edited during its upload never lands as a torn object.
+        Bytes that do not match are never published (LocalChangedError when
+        the file is seen to change, IntegrityError when the server refuses
+        the checksum), so a file edited during its upload never lands torn.
         """
 
     @abc.abstractmethod

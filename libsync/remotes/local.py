@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlparse
 
 from ..errors import (
     AccessDeniedError,
-    IntegrityError,
+    LocalChangedError,
     NotFoundError,
     PreconditionFailed,
     RemoteError,
@@ -164,7 +164,8 @@ class LocalRemote(Remote):
             raise
         if digest.hexdigest() != sha256:
             os.unlink(tmp.name)
-            raise IntegrityError(f"{path} changed while it was uploaded")
+            raise LocalChangedError(f"{path} changed while it was uploaded; nothing was "
+                                    "published")
         return self._install(tmp.name, key, if_none_match, if_match)
 
     def head(self, key):

@@ -27,6 +27,7 @@ from ..errors import (
     AccessDeniedError,
     ConfigError,
     IntegrityError,
+    LocalChangedError,
     NetworkError,
     NotFoundError,
     PreconditionFailed,
@@ -126,7 +127,7 @@ class S3Remote(Remote):
             data = f.read(MULTIPART_THRESHOLD + 1)  # a file that grew fails the check
         digest = hashlib.sha256(data).digest()
         if digest.hex() != sha256:
-            raise IntegrityError(f"{path} changed since it was scanned; nothing was sent")
+            raise LocalChangedError(f"{path} changed since it was scanned; nothing was sent")
         with _absent_is_changed(if_match), _errors(key):
             resp = self.client.put_object(
                 Bucket=self.bucket, Key=self._key(key), Body=data,
@@ -169,7 +170,8 @@ class S3Remote(Remote):
                         parts.append(pending.pop(0).result())
                 parts.extend(p.result() for p in pending)
             if whole.hexdigest() != sha256:
-                raise IntegrityError(f"{path} changed while it was uploaded")
+                raise LocalChangedError(f"{path} changed while it was uploaded; nothing was "
+                                        "published")
             with _absent_is_changed(kw.get("IfMatch")), _errors(key):
                 resp = self.client.complete_multipart_upload(
                     Bucket=self.bucket, Key=self._key(key), UploadId=upload_id,

@@ -21,14 +21,12 @@ from libsync.scan import scan
 
 from ..cli import exit_code_for_failures
 from ..common import jobs_of, opened
-from ..render import records_json, write_json, write_lines
+from ..render import records_json, write_failures, write_json, write_lines
 
 
 def report(result, ctx) -> int:
     """One error line a failed file; the exit status of their kind if they share one."""
-    for path, error in result.failed:
-        ctx.err.write(f"error: {error}\n" if error.startswith(path) else
-                      f"error: {path}: {error}\n")
+    write_failures(ctx.err, result.failed)
     return exit_code_for_failures(result.errors) if result.failed else 0
 
 

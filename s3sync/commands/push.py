@@ -3,7 +3,8 @@
 
 Send local changes to the remote: upload new and changed files and delete
 remotely what was deleted here, then commit them as one generation. Local
-files are not changed (except to resolve a conflict as asked).
+files are never changed: a conflict resolved in the remote's favour waits
+for pull or sync.
 
 Interactive on a terminal: the plan is shown and confirmed, and deletions
 are confirmed again, separately.

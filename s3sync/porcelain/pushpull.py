@@ -76,6 +76,18 @@ def parse_max_delete(value: str | None, total: int) -> int | None:
         raise UsageError(f"--max-delete takes a count or a percentage, not {value!r}") from None
 
 
+def moved(plan) -> list[Action]:
+    """Deletions whose content arrives under another name in the same plan.
+
+    A rename is a deletion and an addition of the same bytes; it loses
+    nothing, so the deletion limit does not count it.
+    """
+    arriving = {a.local for a in plan if a.kind == UPLOAD}
+    arriving |= {a.remote_sha for a in plan if a.kind == DOWNLOAD}
+    return [a for a in plan if a.kind in (DELETE_REMOTE, DELETE_LOCAL)
+            and a.base is not None and not a.base.deleted and a.base.sha256 in arriving]
+
+
 def _stamp(now: datetime) -> str:
     return now.strftime("%Y%m%dT%H%M%S")
 
@@ -134,9 +146,9 @@ def run(ws: Workspace, direction: str, *, paths=None, dry_run: bool = False,
         deletions = [a for a in plan if a.kind in (DELETE_REMOTE, DELETE_LOCAL)]
         limit_text = max_delete if max_delete is not None or confirm is not None else "50%"
         limit = parse_max_delete(limit_text, len(manifest.entries()) or len(scanned.files))
-        if limit is not None and len(deletions) > limit:
-            too_many = (f"{len(deletions)} deletions exceed --max-delete={limit_text} "
-                        f"({limit} files)")
+        lost = len(deletions) - len(moved(plan))
+        if limit is not None and lost > limit:
+            too_many = f"{lost} deletions exceed --max-delete={limit_text} ({limit} files)"
             if not dry_run:
                 raise AbortedError(f"{too_many}; nothing was changed")
             warnings.append(f"{too_many}: this run would stop before changing anything")
@@ -251,7 +263,8 @@ def _commit(state, remote, *, author, time, message, conflicts, plan):
         if not state.pending():
             return None
         try:
-            return ops.commit(state, remote, author=author, time=time, message=message)
+            return ops.commit(state, remote, author=author, time=time, message=message,
+                              fetched=True)
         except PreconditionFailed:  # a lost race, or a staged path changed meanwhile
             fetched = ops.fetch(state, remote)
             moved = [p for p, (_, based_on) in state.pending().items()

@@ -181,6 +181,17 @@ def test_fetch_from_a_known_manifest_reads_only_the_new_commits(remote):
     assert remote.lists == [(layout.JOURNAL_PREFIX, J(2))]
 
 
+def test_starting_from_a_snapshot_at_the_head_still_knows_the_head(remote):
+    m = history(remote, 3)
+    assert journal.maybe_snapshot(remote, m[3], every=1)
+    manifest, commits = journal.fetch_manifest(remote, Manifest())
+    assert commits == [] and manifest == m[3]
+    assert manifest.head_etag == remote.head(J(3)).etag  # so a later reset is noticed
+    remote.delete(J(3))
+    with pytest.raises(RemoteHistoryError):
+        journal.fetch_manifest(remote, manifest)
+
+
 def test_a_reset_remote_is_told_apart_from_the_history_that_was_read(remote, tmp_path):
     m = history(remote, 3)
     # Someone resets the remote and the team pushes three generations again.

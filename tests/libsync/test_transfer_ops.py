@@ -413,7 +413,8 @@ def test_an_upload_of_a_file_changed_since_the_scan_fails(ann, remote):
     result = ops.upload(ann.state, remote, str(ann.data), [scanned.files["a.txt"]],
                         author="ann", time=TIME)
     assert result.failed == ((
-        "a.txt", f"{ann.data / 'a.txt'} changed while it was uploaded"),)
+        "a.txt", f"{ann.data / 'a.txt'} changed while it was uploaded; nothing was published"),)
+    assert isinstance(result.errors[0], LocalChangedError)
     assert data_objects(remote) == {}
     assert ann.state.pending() == {}
 

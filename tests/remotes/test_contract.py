@@ -16,7 +16,7 @@ import pytest
 from conftest import make_remote
 from libsync.errors import (
     AccessDeniedError,
-    IntegrityError,
+    LocalChangedError,
     NotFoundError,
     PreconditionFailed,
     RemoteNotFoundError,
@@ -164,7 +164,7 @@ def test_put_file_refuses_bytes_that_do_not_match(store, spec, tmp_path):
     """A file edited during its upload never lands silently as a torn object."""
     store.put("k", b"original")
     path = file_with(tmp_path, b"edited meanwhile")
-    with pytest.raises(IntegrityError):
+    with pytest.raises(LocalChangedError):
         store.put_file("k", path, sha256=sha(b"what the scan saw"))
     if VERIFIES_CHECKSUMS[spec.kind]:
         assert store.get("k") == b"original"

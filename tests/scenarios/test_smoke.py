@@ -26,3 +26,15 @@ def test_ignoring_a_synced_file_leaves_it_alone_on_both_sides(team, remote):
     bob.ok("push")
     assert remote.data()["scratch/big.tmp"] == b"t\n"
     assert bob.read("scratch/big.tmp") == b"bob's scratch\n"
+
+
+def test_a_rename_differing_only_in_case_goes_through_in_one_push(team, remote):
+    ann, bob = team("ann"), team("bob")
+    ann.write("Report.csv", "r\n")
+    ann.ok("push")
+    bob.ok("pull")
+    (ann.data / "Report.csv").rename(ann.data / "report.csv")
+    ann.ok("push", "--yes")
+    assert remote.data() == {"report.csv": b"r\n"}
+    bob.ok("pull", "--yes")
+    assert bob.files() == {"report.csv": b"r\n"}
