@@ -26,13 +26,17 @@ def opened(ctx, *, remote: bool = True, lock: bool = True, jobs: int = 8
         state.close()
 
 
-def jobs_of(args) -> int:
-    value = args.get("--jobs") or "8"
-    try:
-        jobs = int(value)
-    except ValueError:
-        jobs = 0
-    if not 1 <= jobs <= 64:
+def number(args, option: str, *, low: int = 0, high: int | None = None) -> int | None:
+    """An option's whole-number value (None if not given), or a usage error."""
+    value = args.get(option)
+    if value is None:
+        return None
+    if not value.isdigit() or int(value) < low or (high is not None and int(value) > high):
         from libsync.errors import UsageError
-        raise UsageError(f"--jobs must be a number from 1 to 64, not {value!r}")
-    return jobs
+        span = f"from {low} to {high}" if high is not None else f"of {low} or more"
+        raise UsageError(f"{option} takes a whole number {span}, not {value!r}")
+    return int(value)
+
+
+def jobs_of(args) -> int:
+    return number(args, "--jobs", low=1, high=64) or 8

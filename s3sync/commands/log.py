@@ -10,19 +10,17 @@ Options:
   -h --help           Show this help.
 """
 
-from libsync.errors import UsageError
 from libsync.workspace import Workspace
 
 from .. import porcelain
+from ..common import number
 from ..render import records_json, write_json
 
 
 def run(args, ctx) -> int:
-    limit = args["--max-count"]
-    if limit is not None and not limit.isdigit():
-        raise UsageError(f"-n takes a number, not {limit!r}")
+    limit = number(args, "--max-count")
     ws = Workspace.find(ctx.cwd)
-    commits = porcelain.log(ws, limit=int(limit) if limit else None, path=args["<path>"])
+    commits = porcelain.log(ws, limit=limit, path=args["<path>"])
     if args["--json"]:
         write_json(ctx.out, {"commits": [
             {"generation": c.generation, "author": c.author, "time": c.time,

@@ -10,18 +10,15 @@ Options:
   -h --help          Show this help.
 """
 
-from libsync.errors import UsageError
 from libsync.workspace import Workspace
 
 from .. import porcelain
+from ..common import number
 
 
 def run(args, ctx) -> int:
-    g = args["--generation"]
-    if g is not None and not g.isdigit():
-        raise UsageError(f"--generation takes a number, not {g!r}")
     ws = Workspace.find(ctx.cwd)
-    r = porcelain.restore(ws, args["<path>"], generation=int(g) if g else None)
+    r = porcelain.restore(ws, args["<path>"], generation=number(args, "--generation"))
     ctx.out.write(f"restored {r.path} as of generation {r.generation} "
                   f"(sha256 {r.sha256[:12]}); run 's3sync push' to share it\n")
     return 0

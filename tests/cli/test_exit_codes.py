@@ -96,8 +96,8 @@ def test_2_usage_errors(ann):
 
     # Bad option values are usage errors too.
     r = ann.run("push", "--jobs=0")
-    assert (r.code, r.err) == (2, "s3sync push: error: --jobs must be a number from 1 to 64, "
-                                  "not '0'\n")
+    assert (r.code, r.err) == (2, "s3sync push: error: --jobs takes a whole number from 1 "
+                                  "to 64, not '0'\n")
     r = ann.run("sync", "--on-conflict=maybe")
     assert (r.code, r.err) == (2, "s3sync sync: error: --on-conflict must be one of ask, skip, "
                                   "keep-both, local, remote\n")
