@@ -133,7 +133,7 @@ def _die() -> None:
     os._exit(CRASH)
 
 
-def _arm(point: str, k: int) -> None:
+def _arm(point: str, k: int, s3: bool) -> None:
     from libsync import journal, state, transfer
     from libsync.remotes.local import LocalRemote
 
@@ -192,11 +192,9 @@ def _arm(point: str, k: int) -> None:
     transfer.trash = trash
 
     remote_classes = [LocalRemote]
-    try:
+    if s3:  # boto3 loads only for S3 remotes, as in s3sync itself
         from libsync.remotes.s3 import S3Remote
         remote_classes.append(S3Remote)
-    except ImportError:  # pragma: no cover - boto3 is a dependency
-        pass
     for cls in remote_classes:
         real_delete = cls.delete
 
@@ -245,8 +243,9 @@ def main(argv: list[str]) -> int:
     import s3sync
     from libsync.workspace import Workspace
 
-    os.environ["CRASH_DATA"] = os.path.realpath(Workspace.find(workspace).data_dir)
-    _arm(point, k)
+    ws = Workspace.find(workspace)
+    os.environ["CRASH_DATA"] = os.path.realpath(ws.data_dir)
+    _arm(point, k, s3=ws.remote_url.startswith("s3://"))
     result = getattr(s3sync, verb)(workspace, jobs=1, max_delete="100%", on_conflict="skip")
     print(f"finished without reaching {point} {k}: {result}", file=sys.stderr)
     return 0

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 from scenarios.crash_driver import audit_remote, sha
-from scenarios.scenario_helpers import every_version, share_botocore_loader
+from scenarios.scenario_helpers import TRASH, share_botocore_loader
 
 from conftest import Result
 from libsync import journal
@@ -244,30 +244,42 @@ def check_round(remote, teammates, changes, results, since: int) -> set[tuple[st
 BLOCKED_BY_AN_ORPHAN = re.compile(r"error: \S+ .*changed.*")
 
 
-def converge(remote, teammates, passes: int = 6) -> None:
-    """Everyone out of step syncs, keeping both sides of every conflict, until all agree."""
-    for _ in range(passes):
-        data, synced = remote.data(), False
-        for t in teammates:
-            if t.files() == data:
-                continue
-            r = cli(t, "sync", "--on-conflict=keep-both", "--yes", "--max-delete=100%", "-q")
-            assert r.code in (0, 5, 8), f"{t.name}: exit {r.code}\n{r.out}{r.err}"
-            for line in r.err.splitlines():
-                assert BLOCKED_BY_AN_ORPHAN.fullmatch(line), f"{t.name}: {line}"
-            synced = True
-            if "pushed" in r.out:
-                data = remote.data()
-        if not synced:
-            break
+def converge(remote, teammates, passes: int = 6) -> dict[str, bytes]:
+    """Everyone out of step syncs, keeping both sides of every conflict, until all agree.
+
+    Returns every key of the remote, with its bytes.
+    """
+    with remote.open() as store:
+        manifest = Manifest()
+
+        def live() -> dict[str, str]:
+            nonlocal manifest
+            manifest, _ = journal.fetch_manifest(store, manifest)  # one LIST if unchanged
+            return {p: e.sha256 for p, e in manifest.entries().items()}
+
+        for _ in range(passes):
+            synced = False
+            for t in teammates:
+                if {p: sha(c) for p, c in t.files().items()} == live():
+                    continue
+                r = cli(t, "sync", "--on-conflict=keep-both", "--yes", "--max-delete=100%",
+                        "-q")
+                assert r.code in (0, 5, 8), f"{t.name}: exit {r.code}\n{r.out}{r.err}"
+                for line in r.err.splitlines():
+                    assert BLOCKED_BY_AN_ORPHAN.fullmatch(line), f"{t.name}: {line}"
+                synced = True
+            if not synced:
+                break
     with remote.open() as store:
         manifest, orphans = audit_remote(store, copy_if_match=COPY_IF_MATCH[remote.kind])
     assert orphans == [], f"objects no commit names: {orphans}"
-    data = remote.data()
+    keys = remote.keys()
+    data = {k: v for k, v in keys.items() if not k.startswith(".s3sync/")}
     assert {p: sha(c) for p, c in data.items()} == {
         p: e.sha256 for p, e in manifest.entries().items()}
     for t in teammates:
         assert t.files() == data, t.name
+    return keys
 
 
 def scenario(remote, team, n: int, rounds: int, push) -> None:
@@ -291,30 +303,31 @@ def scenario(remote, team, n: int, rounds: int, push) -> None:
             since = journal.fetch_manifest(store, Manifest())[0].generation
         results = push(teammates)
         unresolved |= check_round(remote, teammates, changes, results, since)
-    converge(remote, teammates)
+    keys = converge(remote, teammates)
     # Every version anyone wrote is still somewhere: a workspace (maybe as a
     # conflict copy), the remote's data, or its trash.
-    missing = written - every_version(remote, *teammates)
+    found = {v for k, v in keys.items() if not k.startswith(".s3sync/") or k.startswith(TRASH)}
+    for t in teammates:
+        found.update(t.files().values())
+    missing = written - found
     if not COPY_IF_MATCH[remote.kind]:
-        gap = overwritten_in_trash(remote)
+        # Where a racing pusher's trash copy overwrote a version (the gap).
+        gap = {k.rsplit("/", 1)[1] for k, v in keys.items()
+               if k.startswith(TRASH) and sha(v) != k.rsplit("/", 1)[1]}
         missing = {v for v in missing if sha(v) not in gap}
     assert not missing, f"{len(missing)} versions lost, e.g. {sorted(missing)[:3]}"
 
 
-def overwritten_in_trash(remote) -> set[str]:
-    """The sha256 of every trash key holding other bytes (the server's gap)."""
-    return {key.rsplit("/", 1)[1] for key, data in remote.keys().items()
-            if key.startswith(".s3sync/trash/") and sha(data) != key.rsplit("/", 1)[1]}
-
-
 @pytest.mark.slow
 def test_eight_threads_push_at_once(remote, team):
-    scenario(remote, team, n=8, rounds=3, push=push_in_threads)
+    scenario(remote, team, n=8, rounds=4 if remote.kind == "folder" else 2,
+             push=push_in_threads)
 
 
 @pytest.mark.slow
-def test_eight_processes_push_at_once(remote, team, tmp_path):
-    scenario(remote, team, n=8, rounds=2,
+def test_processes_push_at_once(remote, team, tmp_path):
+    """Separate ``python -m s3sync push`` processes: eight on a folder, six over HTTP."""
+    scenario(remote, team, n=8 if remote.kind == "folder" else 6, rounds=2,
              push=lambda ts: push_in_processes(ts, tmp_path, remote.kind != "folder"))
 
 
@@ -370,8 +383,8 @@ def pair(team):
 
 BUG_LOST_UPLOAD = (
     "BUG: s3sync/porcelain/pushpull.py _execute(): an upload whose conditional PUT (or "
-    "trash copy) loses to a teammate's push is put in `failed` (exit 8, 'error: ... was "
-    "changed on the remote by someone else', or '... not found' when it was deleted) "
+    "trash copy) loses to a teammate's push is put in `failed` (exit 5 or 8, 'error: ... "
+    "was changed on the remote by someone else', or '... not found' when it was deleted) "
     "instead of being reported as a conflict (exit 1, 'conflict: <path>: ...') as the "
     "design says")
 

@@ -37,33 +37,39 @@ EDITS = {"f0.csv": b"id,v\n0,ann\n", "f1.csv": b"id,v\n1,ann\n",
 DELETES = ("f2.csv", "f3.csv")
 UPLOADS = sorted(EDITS)
 
-# (point, remote kind) -> why the case fails today; see the report in each reason.
-BUG_ORPHAN_FOLDER = (
-    "BUG: libsync/transfer.py upload(): after a 412 the orphan is adopted only if "
-    "remote.head() reports its sha256, which LocalRemote.head() never does; an upload "
-    "that died before it was recorded blocks the path for ever ('changed on the remote "
-    "by someone else', exit 8)")
+# (point, k) -> {remote kind: why the case fails today}
 BUG_ORPHAN_RESENT = (
-    "BUG: libsync/transfer.py upload(): an upload that died before ops.upload recorded "
-    "it is sent again in full (PUT If-None-Match, 412, HEAD, adopt) instead of being "
-    "found by a HEAD first")
-BUG_STALE_PENDING = (
-    "BUG: libsync/ops.py commit()/pushpull.py: a push killed after journal.write_commit "
-    "leaves its pending rows; the next sync only RECORDs the paths, never drops them, so "
-    "every later push fails 'was changed on the remote after it was staged' (exit 5), "
-    "and the committed deletions are never moved to the trash")
+    "BUG: libsync/transfer.py upload(): a new file whose upload reached the remote but "
+    "was not recorded before the crash is sent again in full: PUT If-None-Match carries "
+    "the whole body before the 412, then HEAD and adoption. Record the intent (path, "
+    "sha256) in the state before each upload, and on the next run HEAD those paths first "
+    "(adopt what matches) instead of PUTting blind")
+BUG_TRASH_OVERWRITTEN = (
+    "BUG (servers that ignore CopySourceIfMatch, such as moto; init does not probe it): "
+    "libsync/transfer.py upload() re-copies the remote version to trash/<path>/<sha256 "
+    "in base> before replacing it, but the object is already this workspace's unrecorded "
+    "upload: the copy takes the new bytes, overwriting the good trash copy (the replaced "
+    "version is lost) and the file is sent again. Never overwrite a trash key (named by "
+    "content: if it exists it holds that version): HEAD it first or copy If-None-Match, "
+    "and check the copy's ETag equals the CopySourceIfMatch etag")
+BUG_AFTER_COMMIT = (
+    "BUG: libsync/ops.py commit(): a push killed after journal.write_commit: the next "
+    "sync only RECORDs its paths, so the committed deletions are never moved to the "
+    "trash (they stay at their natural keys as orphans), and the pending rows stay, so "
+    "the next push reports each as a spurious 'conflict: ... changed here, changed on "
+    "the remote meanwhile' (exit 1). On fetch, drop pending rows the manifest already "
+    "holds and finish their trash moves")
 BUG_HALF_TRASH = (
-    "BUG: libsync/ops.py commit(): trash moves not finished when the push died are "
-    "never resumed; the deleted objects stay at their natural keys")
+    "BUG: libsync/ops.py commit(): trash moves that a killed push had not finished are "
+    "never resumed: the deleted objects stay at their natural keys, not in the trash. "
+    "Keep the moves to do in the state (written with the commit's bookkeeping, dropped "
+    "as each is done) and finish them at the start of the next run")
 KNOWN = {
-    ("upload-orphan", "folder"): BUG_ORPHAN_FOLDER,
-    ("upload-orphan", "moto"): BUG_ORPHAN_RESENT,
-    ("after-commit", "folder"): BUG_STALE_PENDING,
-    ("after-commit", "moto"): BUG_STALE_PENDING,
-    ("trash", "folder"): BUG_HALF_TRASH,
-    ("trash", "moto"): BUG_HALF_TRASH,
-    ("trash-half", "folder"): BUG_HALF_TRASH,
-    ("trash-half", "moto"): BUG_HALF_TRASH,
+    ("upload-orphan", 1): {"moto": BUG_TRASH_OVERWRITTEN},
+    ("upload-orphan", 3): {"folder": BUG_ORPHAN_RESENT, "moto": BUG_ORPHAN_RESENT},
+    ("after-commit", 0): {"folder": BUG_AFTER_COMMIT, "moto": BUG_AFTER_COMMIT},
+    ("trash", 2): {"folder": BUG_HALF_TRASH, "moto": BUG_HALF_TRASH},
+    ("trash-half", 1): {"folder": BUG_HALF_TRASH, "moto": BUG_HALF_TRASH},
 }
 
 
@@ -167,10 +173,13 @@ def assert_all_agree(remote, *teammates) -> None:
 
 
 PUSH_POINTS = [
-    ("upload-recorded", 1), ("upload-recorded", 4),
-    ("upload-orphan", 1), ("upload-orphan", 3),
-    ("before-commit", 0), ("after-commit", 0),
-    ("trash", 1), ("trash", 2), ("trash-half", 1),
+    ("upload-recorded", 2),     # f0 f1 uploaded and recorded
+    ("upload-orphan", 1),       # f0 (a modified file) on the remote, not recorded
+    ("upload-orphan", 3),       # f0 f1 recorded, n0 (a new file) on the remote only
+    ("before-commit", 0),
+    ("after-commit", 0),
+    ("trash", 2),               # f2 moved to the trash, f3 not yet
+    ("trash-half", 1),          # f2 copied to the trash, not deleted
 ]
 
 
@@ -178,8 +187,9 @@ PUSH_POINTS = [
                          ids=[f"{p}-{k}" for p, k in PUSH_POINTS])
 def test_push_killed_then_sync_finishes_it(point, k, team, remote, tmp_path, request,
                                            count_transfers):
-    if (point, remote.kind) in KNOWN:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=KNOWN[point, remote.kind]))
+    bug = KNOWN.get((point, k), {}).get(remote.kind)
+    if bug:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=bug))
     ann, bob = team("ann"), team("bob")
     seed(remote, ann, bob)
     edit(ann)
@@ -214,7 +224,7 @@ def test_push_killed_then_sync_finishes_it(point, k, team, remote, tmp_path, req
     assert remote.data()["later.csv"] == b"later\n"
 
 
-PULL_POINTS = [("download", 1), ("download", 3), ("download-renamed", 2)]
+PULL_POINTS = [("download", 2), ("download-renamed", 2)]
 BUG_TMP_LITTER = (
     "BUG: libsync/transfer.py _download(): a pull killed before its rename leaves "
     "'download-*' temporary files in Data/.s3sync/tmp that no later run removes")
@@ -249,6 +259,7 @@ def test_pull_killed_then_sync_finishes_it(point, k, team, remote, tmp_path, cou
     assert ann.files() == bob.files() == remote.data()
 
 
+@pytest.mark.parametrize("remote", ["folder"], indirect=True)
 @pytest.mark.xfail(strict=True, reason=BUG_TMP_LITTER)
 def test_a_pull_killed_before_its_rename_leaves_no_temporary_file(team, remote, tmp_path):
     ann, bob = team("ann"), team("bob")
@@ -267,7 +278,7 @@ MANY = {f"many/{i:03d}.bin": os.urandom(2048) + b"%d" % i for i in range(40)}
 
 @pytest.mark.slow
 @pytest.mark.parametrize("remote", ["moto"], indirect=True)
-@pytest.mark.parametrize("ms", [250, 500, 900])
+@pytest.mark.parametrize("ms", [300, 700])
 def test_kill_9_at_any_moment_of_a_push(ms, team, remote, tmp_path):
     """SIGKILL from a timer, wherever it lands: in a transfer, in SQLite, in the commit."""
     ann, bob = team("ann"), team("bob")
