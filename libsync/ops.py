@@ -71,7 +71,37 @@ def fetch(state: State, remote: Remote, *, jobs: int = 8,
         if commits and manifest.generation - len(commits) == known.generation:
             changed = {r.path: r for c in commits for r in c.changes}.values()
         state.save_remote(manifest, changed=changed)
+        _adopt_own_commit(state, remote, manifest)
+    finish_trash(state, remote)
     return FetchResult(manifest, tuple(commits), known.generation)
+
+
+def _adopt_own_commit(state: State, remote: Remote, manifest: Manifest) -> None:
+    """Staged changes the remote already holds: our commit landed, then we died.
+
+    Their bookkeeping is finished now, trash moves included, so they are
+    neither committed twice nor taken for someone else's change.
+    """
+    landed = [rec for rec, _ in state.pending().values()
+              if manifest.records.get(rec.path) == rec]
+    if not landed:
+        return
+    owed = []
+    for rec in landed:
+        if rec.deleted:
+            info = remote.head(rec.path)
+            if info is not None and transfer.sha_of(remote, info) == rec.sha256:
+                owed.append((rec, info.etag))
+    state.committed(manifest, landed, owed)
+
+
+def finish_trash(state: State, remote: Remote) -> tuple[list[str], list[str]]:
+    """Move committed deletions to the trash; those changed meanwhile are left."""
+    trashed, left = [], []
+    for rec, etag in state.trash_todo():
+        (trashed if transfer.trash(remote, rec, etag) else left).append(rec.path)
+        state.trash_done(rec.path)
+    return trashed, left
 
 
 def plan(state: State, scanned: ScanResult, paths: Iterable[str] | None = None,
@@ -218,14 +248,10 @@ def commit(state: State, remote: Remote, *, author: str, time: str,
     changes = [rec for rec, _ in staged.values()]
     manifest, done = journal.write_commit(remote, before, changes, author=author,
                                           time=time, message=message)
-    state.save_remote(manifest, changed=done.changes)
-    state.set_base(done.changes)
-    state.drop_pending(r.path for r in done.changes)
-    trashed, left = [], []
-    for rec in done.changes:
-        old = before.records.get(rec.path)
-        if rec.deleted and old is not None and not old.deleted:
-            (trashed if transfer.trash(remote, rec, old.etag) else left).append(rec.path)
+    owed = [(rec, before.records[rec.path].etag) for rec in done.changes
+            if rec.deleted and before.sha(rec.path) is not None]
+    state.committed(manifest, done.changes, owed)
+    trashed, left = finish_trash(state, remote)
     journal.maybe_snapshot(remote, manifest)
     return CommitResult(done, manifest, tuple(trashed), tuple(left))
 

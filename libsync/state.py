@@ -13,6 +13,7 @@ import errno
 import fcntl
 import json
 import os
+import shutil
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -29,6 +30,8 @@ CREATE TABLE IF NOT EXISTS base (path TEXT PRIMARY KEY, record TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS remote (path TEXT PRIMARY KEY, record TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS pending (path TEXT PRIMARY KEY, record TEXT NOT NULL,
     based_on TEXT);
+CREATE TABLE IF NOT EXISTS trash_todo (path TEXT PRIMARY KEY, record TEXT NOT NULL,
+    etag TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS stat_cache (
     path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
     ctime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, sha256 TEXT NOT NULL,
@@ -93,6 +96,9 @@ class State:
                 raise LockedError("another s3sync is running in this workspace") from exc
             raise
         self._lock_fd = fd
+        # Half-done downloads of a run that was killed: nobody else can be
+        # writing them now that the lock is ours.
+        shutil.rmtree(self.tmp_dir, ignore_errors=True)
 
     def unlock(self) -> None:
         if self._lock_fd is not None:
@@ -170,6 +176,31 @@ class State:
     def drop_pending(self, paths: Iterable[str]) -> None:
         with self.transaction() as db:
             db.executemany("DELETE FROM pending WHERE path=?", ((p,) for p in paths))
+
+    def committed(self, manifest: Manifest, changes: Iterable[Record],
+                  trash: Iterable[tuple[Record, str]] = ()) -> None:
+        """A commit landed: one transaction for the remote view, the base,
+        the staged rows it consumed, and the trash moves it still owes."""
+        changes = list(changes)
+        with self.transaction() as db:
+            self._put_records(db, "remote", changes)
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('remote_generation', ?)",
+                       (str(manifest.generation),))
+            if manifest.head_etag is not None:
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('remote_head_etag', ?)",
+                           (manifest.head_etag,))
+            self._put_records(db, "base", changes)
+            db.executemany("DELETE FROM pending WHERE path=?", ((r.path,) for r in changes))
+            db.executemany("INSERT OR REPLACE INTO trash_todo VALUES (?, ?, ?)",
+                           ((r.path, dumps(r.to_dict()).decode(), etag) for r, etag in trash))
+
+    def trash_todo(self) -> list[tuple[Record, str]]:
+        """Committed deletions whose move to the trash is not known to be done."""
+        rows = self.db.execute("SELECT record, etag FROM trash_todo ORDER BY path")
+        return [(record_from_dict(json.loads(r)), etag) for r, etag in rows]
+
+    def trash_done(self, path: str) -> None:
+        self.db.execute("DELETE FROM trash_todo WHERE path=?", (path,))
 
     # -- the stat cache -----------------------------------------------------
     def stat_cache(self) -> dict[str, CachedStat]:

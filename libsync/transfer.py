@@ -167,8 +167,19 @@ def _download(remote, target, tmp_dir, entry, expected, progress, key):
     try:
         with os.fdopen(fd, "wb") as out:
             digest = HashingWriter(out)
-            remote.get_into(key or layout.data_key(entry.path), digest,
-                            if_match=entry.etag or None, progress=progress)
+            try:
+                remote.get_into(key or layout.data_key(entry.path), digest,
+                                if_match=entry.etag or None, progress=progress)
+            except PreconditionFailed:
+                if key is not None:
+                    raise
+                # A teammate's push is replacing the object right now; the
+                # committed version was copied to the trash first.
+                out.seek(0)
+                out.truncate()
+                digest = HashingWriter(out)
+                remote.get_into(layout.trash_key(entry.path, entry.sha256), digest,
+                                progress=progress)
         if digest.hexdigest() != entry.sha256:
             raise IntegrityError(f"{entry.path}: downloaded bytes do not match the manifest")
         os.utime(tmp, ns=(entry.mtime_ns, entry.mtime_ns))

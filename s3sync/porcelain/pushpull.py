@@ -10,13 +10,20 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
+import random
 import time as _time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from libsync import journal, ops, transfer
 from libsync.diff import CONFLICT, DELETE_LOCAL, DELETE_REMOTE, DOWNLOAD, RECORD, UPLOAD, Action
-from libsync.errors import AbortedError, PreconditionFailed, SyncError, UsageError
+from libsync.errors import (
+    AbortedError,
+    NotFoundError,
+    PreconditionFailed,
+    SyncError,
+    UsageError,
+)
 from libsync.scan import scan
 from libsync.workspace import Workspace
 
@@ -28,7 +35,7 @@ DIRECTIONS = {
     "pull": frozenset({DOWNLOAD, DELETE_LOCAL, RECORD}),
     "sync": frozenset({UPLOAD, DELETE_REMOTE, DOWNLOAD, DELETE_LOCAL, RECORD}),
 }
-COMMIT_TRIES = 5
+COMMIT_PATIENCE = 60.0  # seconds of lost commit races before giving up
 
 
 @dataclass(frozen=True)
@@ -145,7 +152,8 @@ def run(ws: Workspace, direction: str, *, paths=None, dry_run: bool = False,
 
         deletions = [a for a in plan if a.kind in (DELETE_REMOTE, DELETE_LOCAL)]
         limit_text = max_delete if max_delete is not None or confirm is not None else "50%"
-        limit = parse_max_delete(limit_text, len(manifest.entries()) or len(scanned.files))
+        known = set(manifest.entries()) | set(scanned.files) | set(state.base())
+        limit = parse_max_delete(limit_text, len(known))
         lost = len(deletions) - len(moved(plan))
         if limit is not None and lost > limit:
             too_many = f"{lost} deletions exceed --max-delete={limit_text} ({limit} files)"
@@ -192,10 +200,19 @@ def _execute(ws, state, remote, plan, resolutions, scanned, *, author, now, jobs
             transfer.keep_in_trash(remote, ws.data_dir, files[path])
         if res.rename_to:
             src = transfer.local_path(ws.data_dir, path)
-            dst = transfer.local_path(ws.data_dir, res.rename_to)
+            name = res.rename_to
+            stem, ext = os.path.splitext(name)
+            for n in itertools.count(2):  # two copies in one second keep both
+                dst = transfer.local_path(ws.data_dir, name)
+                if not os.path.lexists(dst):
+                    break
+                name = f"{stem}-{n}{ext}"
             os.rename(src, dst)
-            kept.append((path, res.rename_to))
-            del files[path]
+            kept.append((path, name))
+            copy = dataclasses.replace(files.pop(path), path=name)
+            if UPLOAD in DIRECTIONS[result.direction]:
+                files[name] = copy  # a sync shares the copy at once
+                plan = [*plan, Action(UPLOAD, name, copy.sha256, None, None)]
     scanned = dataclasses.replace(scanned, files=files)
 
     # Push: upload and stage, then commit (retrying a lost race).
@@ -207,8 +224,17 @@ def _execute(ws, state, remote, plan, resolutions, scanned, *, author, now, jobs
         up = ops.upload(state, remote, ws.data_dir, ups, author=author, time=when, jobs=jobs,
                         progress=bar)
         progress.stop()
-        failed.extend(up.failed)
-        errors.extend(up.errors)
+        by_path = {a.path: a for a in plan}
+        for (path, message), error in zip(up.failed, up.errors, strict=True):
+            if isinstance(error, (PreconditionFailed, NotFoundError)):
+                # Someone else wrote (or deleted) the path since the fetch:
+                # a conflict to resolve, not a failure.
+                a = by_path[path]
+                conflicts.append(dataclasses.replace(
+                    a, kind=CONFLICT, conflict="changed here, changed on the remote meanwhile"))
+            else:
+                failed.append((path, message))
+                errors.append(error)
         ops.tombstone(state, ws.data_dir, dels, author=author, time=when)
         committed = _commit(state, remote, author=author, time=when, message=message,
                             conflicts=conflicts, plan=plan)
@@ -259,7 +285,12 @@ def _commit(state, remote, *, author, time, message, conflicts, plan):
     A staged change whose path the winner changed too becomes a conflict
     (it is unstaged; the next sync shows it), the rest is committed.
     """
-    for _ in range(COMMIT_TRIES):
+    deadline = _time.monotonic() + COMMIT_PATIENCE
+    for attempt in itertools.count():
+        if attempt and _time.monotonic() > deadline:
+            break
+        if attempt:
+            _time.sleep(random.uniform(0, min(1.0, 0.05 * 2 ** attempt)))
         if not state.pending():
             return None
         try:
@@ -276,7 +307,7 @@ def _commit(state, remote, *, author, time, message, conflicts, plan):
                 conflicts.append(Action(CONFLICT, p, a.local if a else None,
                                         a.base if a else None, fetched.manifest.records.get(p),
                                         "changed here, changed on the remote meanwhile"))
-    raise PreconditionFailed(f"lost the race to commit {COMMIT_TRIES} times; try again")
+    raise PreconditionFailed(f"lost the race to commit for {COMMIT_PATIENCE:.0f} s; try again")
 
 
 def push(ws: Workspace, **kw) -> SyncResult:

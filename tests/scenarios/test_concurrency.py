@@ -173,10 +173,10 @@ COPY_IF_MATCH = {"folder": True, "moto": False}
 def reported(r: Result, path: str) -> bool:
     """Whether a run told its user that its change of ``path`` did not land.
 
-    A conflict (exit 1) is what the design promises. Two known bugs give
-    the same news in other words, each pinned by its own test below: an
-    upload that lost its conditional PUT is an error (exit 5 or 8), and a
-    push that lost the commit race COMMIT_TRIES times gives up (exit 5).
+    A conflict (exit 1) is what the design promises; a path blocked by
+    another teammate's orphan is an error (exit 5 or 8, a known gap pinned
+    below), and a push that keeps losing the commit race for a minute gives
+    up (exit 5).
     """
     named = re.compile(rf"(conflict|error): {re.escape(path)}[: ]", re.M)
     return (r.code != 0 and named.search(r.err) is not None
@@ -241,7 +241,11 @@ def check_round(remote, teammates, changes, results, since: int) -> set[tuple[st
 # fails, until the orphan's author syncs again: see the two tests of these
 # bugs below. Until then a pass of the convergence may fail so, and the next
 # pass must mend it.
-BLOCKED_BY_AN_ORPHAN = re.compile(r"error: \S+ .*changed.*")
+# What a convergence run may say: a path still blocked by someone's orphan
+# (a known gap, pinned below), or a race lost again during the sync itself.
+BLOCKED_BY_AN_ORPHAN = re.compile(
+    r"error: \S+ .*changed.*|conflict: \S+: changed here, changed on the remote meanwhile"
+    r"|hint: resolve conflicts with .*")
 
 
 def converge(remote, teammates, passes: int = 6) -> dict[str, bytes]:
@@ -264,7 +268,7 @@ def converge(remote, teammates, passes: int = 6) -> dict[str, bytes]:
                     continue
                 r = cli(t, "sync", "--on-conflict=keep-both", "--yes", "--max-delete=100%",
                         "-q")
-                assert r.code in (0, 5, 8), f"{t.name}: exit {r.code}\n{r.out}{r.err}"
+                assert r.code in (0, 1, 5, 8), f"{t.name}: exit {r.code}\n{r.out}{r.err}"
                 for line in r.err.splitlines():
                     assert BLOCKED_BY_AN_ORPHAN.fullmatch(line), f"{t.name}: {line}"
                 synced = True
@@ -389,7 +393,6 @@ BUG_LOST_UPLOAD = (
     "design says")
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_LOST_UPLOAD)
 @pytest.mark.parametrize("theirs", ["edit", "delete"])
 def test_a_lost_upload_race_is_a_conflict(pair, remote, monkeypatch, theirs):
     """bob plans his push; ann's lands first; bob's upload then loses its condition."""
@@ -442,12 +445,6 @@ def test_a_lost_upload_race_leaves_the_trash_intact(pair, remote, monkeypatch):
     assert remote.keys()[f".s3sync/trash/{P}/{sha(V0)}"] == V0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: s3sync/porcelain/pushpull.py _commit(): COMMIT_TRIES = 5 lost races and the push "
-    "gives up ('lost the race to commit 5 times', exit 5) although every lost race means "
-    "another push made progress; with 8 teammates pushing at once the last one loses 7 "
-    "times. Retry while the races are lost to new commits (bounded by time, e.g. 60 s, "
-    "with a little jittered backoff), not a fixed count of 5"))
 def test_a_push_outpaced_by_seven_teammates_still_commits(pair, remote, team, monkeypatch):
     from libsync import ops
     ann, bob = pair
@@ -507,13 +504,6 @@ def test_an_orphan_does_not_block_the_next_push_of_its_path(pair, remote, team, 
     assert remote.keys()[f".s3sync/trash/{P}/{sha(BOB_V)}"] == BOB_V
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: libsync/transfer.py download(): while a teammate's push is between its upload "
-    "and its commit (or after it died there), the object at a changed path is their "
-    "uncommitted upload, so every pull of that path fails (If-Match 412, exit 8) although "
-    "the committed version is in trash/<path>/<sha256>, where the uploader copied it "
-    "first. On a 412 for the natural key, read the content-addressed trash copy instead "
-    "(the bytes are verified against the manifest's sha256 anyway)"))
 def test_a_pull_during_a_teammates_push_gets_the_committed_version(pair, remote, monkeypatch):
     from libsync import ops
     ann, bob = pair

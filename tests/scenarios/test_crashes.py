@@ -67,9 +67,6 @@ BUG_HALF_TRASH = (
 KNOWN = {
     ("upload-orphan", 1): {"moto": BUG_TRASH_OVERWRITTEN},
     ("upload-orphan", 3): {"folder": BUG_ORPHAN_RESENT, "moto": BUG_ORPHAN_RESENT},
-    ("after-commit", 0): {"folder": BUG_AFTER_COMMIT, "moto": BUG_AFTER_COMMIT},
-    ("trash", 2): {"folder": BUG_HALF_TRASH, "moto": BUG_HALF_TRASH},
-    ("trash-half", 1): {"folder": BUG_HALF_TRASH, "moto": BUG_HALF_TRASH},
 }
 
 
@@ -260,7 +257,6 @@ def test_pull_killed_then_sync_finishes_it(point, k, team, remote, tmp_path, cou
 
 
 @pytest.mark.parametrize("remote", ["folder"], indirect=True)
-@pytest.mark.xfail(strict=True, reason=BUG_TMP_LITTER)
 def test_a_pull_killed_before_its_rename_leaves_no_temporary_file(team, remote, tmp_path):
     ann, bob = team("ann"), team("bob")
     seed(remote, ann, bob)

@@ -210,12 +210,6 @@ TestThreeTeammatesAtRandom = Team.TestCase
 TestThreeTeammatesAtRandom.pytestmark = [pytest.mark.slow]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: s3sync/porcelain/conflicts.py conflict_name() stamps the copy to the second and "
-    "pushpull._execute() then os.rename()s onto it: a second keep-both of the same file "
-    "by the same person within one second silently replaces the first conflict copy "
-    "(before it was pushed, that version is lost). Pick a free name (add -2, -3 ...) and "
-    "never rename onto an existing file (os.link + unlink, or renameat2 NOREPLACE)"))
 def test_two_conflict_copies_in_one_second_do_not_overwrite_each_other(tmp_path):
     remote = str(tmp_path / "remote")
     ann, bob = tmp_path / "ann", tmp_path / "bob"
@@ -234,12 +228,6 @@ def test_two_conflict_copies_in_one_second_do_not_overwrite_each_other(tmp_path)
     assert {b"bob 1\n", b"bob 2\n"} <= set(files(bob).values())
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: s3sync/porcelain/pushpull.py run(): --max-delete=N% is a percentage of the live "
-    "remote entries, but the deletions counted include local deletions of files already "
-    "deleted on the remote (tombstones): '2 deletions exceed --max-delete=100% (1 files)' "
-    "aborts a run whose deletions were all allowed. Count the percentage of the paths the "
-    "plan could delete (live remote entries plus local files), or never abort at 100%"))
 def test_max_delete_100_percent_allows_every_deletion(tmp_path):
     remote = str(tmp_path / "remote")
     ann, bob = tmp_path / "ann", tmp_path / "bob"
