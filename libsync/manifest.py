@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import json
+import re
 import unicodedata
 import zlib
 from collections.abc import Iterable, Mapping
@@ -24,6 +25,9 @@ FORMAT = 1
 STATE_DIR = ".s3sync"
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def check_path(path: str) -> str:
     """Return ``path`` if it is a safe data path, else raise UnsafePathError.
 
@@ -33,7 +37,7 @@ def check_path(path: str) -> str:
     """
     if not isinstance(path, str) or not path:
         raise UnsafePathError(f"unsafe path {path!r}: empty or not text")
-    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in path):
+    if _CONTROL.search(path):
         raise UnsafePathError(f"unsafe path {path!r}: control character")
     if "\\" in path:
         raise UnsafePathError(f"unsafe path {path!r}: backslash")

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from .errors import FormatError, LockedError
-from .manifest import STATE_DIR, Manifest, Record, dumps, record_from_dict
+from .manifest import STATE_DIR, Entry, Manifest, Record, Tombstone, dumps, record_from_dict
 
 SCHEMA_VERSION = 1
 
@@ -125,8 +125,13 @@ class State:
 
     # -- records: base, remote cache, pending uploads -------------------
     def _records(self, table: str) -> dict[str, Record]:
-        rows = self.db.execute(f"SELECT record FROM {table}")  # noqa: S608 - fixed names
-        return {r.path: r for r in (record_from_dict(json.loads(row[0])) for row in rows)}
+        # Rows were checked (record_from_dict) before they were written here;
+        # re-checking 100,000 of them on every run would double a no-op.
+        out: dict[str, Record] = {}
+        for (text,) in self.db.execute(f"SELECT record FROM {table}"):  # noqa: S608
+            d = json.loads(text)
+            out[d["path"]] = Tombstone(**d) if d.pop("deleted", False) else Entry(**d)
+        return out
 
     def _put_records(self, db, table: str, records: Iterable[Record]) -> None:
         db.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?)",  # noqa: S608

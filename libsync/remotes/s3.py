@@ -157,7 +157,7 @@ class S3Remote(Remote):
 
         # One sequential read hashes the whole file while parts upload in
         # parallel; at most `workers` parts are in memory at once.
-        workers = max(1, min(self.jobs, 4))
+        workers = max(1, min(self.jobs, 8))
         whole = hashlib.sha256()
         try:
             with ThreadPoolExecutor(max_workers=workers) as pool, open(path, "rb") as f:
