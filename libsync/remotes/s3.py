@@ -306,10 +306,11 @@ def _errors(what: str):
             f"AWS SSO token is missing or expired: run 'aws sso login' ({exc})") from exc
     except bx.ProfileNotFound as exc:
         raise ConfigError(str(exc)) from exc
+    except (bx.ResponseStreamingError, bx.IncompleteReadError) as exc:
+        raise NetworkError(f"{what}: the connection broke mid-transfer ({exc})") from exc
     except (bx.EndpointConnectionError, bx.ConnectionClosedError,
-            bx.ReadTimeoutError, bx.ConnectTimeoutError,
-            bx.ResponseStreamingError, bx.IncompleteReadError) as exc:
-        raise NetworkError(f"{what}: {exc}") from exc
+            bx.ReadTimeoutError, bx.ConnectTimeoutError) as exc:
+        raise NetworkError(f"{what}: network error: {exc}") from exc
     except bx.NoRegionError as exc:
         raise ConfigError("no AWS region set: add \"region\" to s3sync.json "
                           "or set AWS_DEFAULT_REGION") from exc
