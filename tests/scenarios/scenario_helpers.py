@@ -7,6 +7,7 @@ Named ``scenario_helpers`` rather than ``helpers``: test folders have no
 from __future__ import annotations
 
 import hashlib
+import traceback
 
 TRASH = ".s3sync/trash/"
 
@@ -106,3 +107,20 @@ def teammate(spec, root, name: str):
         args += ["--endpoint-url", spec.endpoint_url]
     t.ok(*args)
     return t
+
+
+def run(teammate, *argv):
+    """The CLI as a user runs it: an uncaught exception is a traceback and status 1."""
+    try:
+        return teammate.run(*argv)
+    except Exception:  # noqa: BLE001 - reported as the process would report it
+        from conftest import Result
+        return Result(1, "", traceback.format_exc())
+
+
+def error_line(r) -> str:
+    """The one line of error s3sync printed (warnings aside), no traceback."""
+    assert "Traceback" not in r.err, r.err
+    lines = [ln for ln in r.err.splitlines() if ln and not ln.startswith("warning:")]
+    assert len(lines) == 1, r.err
+    return lines[0]

@@ -19,12 +19,11 @@ import json
 import os
 import re
 import subprocess
-import traceback
 import uuid
 from pathlib import Path
 
 import pytest
-from scenarios.scenario_helpers import sha, share_botocore_loader
+from scenarios.scenario_helpers import error_line, run, sha, share_botocore_loader
 
 import servers
 from conftest import RemoteSpec, Result, Teammate, make_remote, use_server
@@ -40,22 +39,6 @@ def _fast_boto(monkeypatch):
 
 
 # -- helpers ----------------------------------------------------------------------
-
-
-def run(teammate, *argv) -> Result:
-    """The CLI as a user runs it: an uncaught exception is a traceback and status 1."""
-    try:
-        return teammate.run(*argv)
-    except Exception:  # noqa: BLE001 - reported as the process would report it
-        return Result(1, "", traceback.format_exc())
-
-
-def error_line(r: Result) -> str:
-    """The one line of error s3sync printed (warnings aside), no traceback."""
-    assert "Traceback" not in r.err, r.err
-    lines = [ln for ln in r.err.splitlines() if ln and not ln.startswith("warning:")]
-    assert len(lines) == 1, r.err
-    return lines[0]
 
 
 def names(line: str, path: str) -> bool:

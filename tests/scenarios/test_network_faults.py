@@ -15,15 +15,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import traceback
 
 import pytest
 from botocore.retries.standard import ExponentialBackoff
 from faultproxy import FaultProxy
-from scenarios.scenario_helpers import sha, share_botocore_loader
+from scenarios.scenario_helpers import error_line, run, sha, share_botocore_loader
 
 import servers
-from conftest import RemoteSpec, Result, make_remote
+from conftest import RemoteSpec, make_remote
 
 JOURNAL = r"/\.s3sync/journal/\d+$"
 BIG = bytes(range(256)) * 1200            # 300 KiB: a download worth cutting
@@ -52,22 +51,6 @@ def proxy(direct):
 def remote(direct, proxy) -> RemoteSpec:
     """What the teammates use: the same bucket, through the proxy."""
     return RemoteSpec("moto", direct.url, proxy.url, direct.server)
-
-
-def run(teammate, *argv) -> Result:
-    """The CLI as a user runs it: an uncaught exception is a traceback and status 1."""
-    try:
-        return teammate.run(*argv)
-    except Exception:  # noqa: BLE001 - reported as the process would report it
-        return Result(1, "", traceback.format_exc())
-
-
-def error_line(r: Result) -> str:
-    """The one line of error s3sync printed (warnings aside), no traceback."""
-    assert "Traceback" not in r.err, r.err
-    lines = [ln for ln in r.err.splitlines() if ln and not ln.startswith("warning:")]
-    assert len(lines) == 1, r.err
-    return lines[0]
 
 
 def journal(spec: RemoteSpec) -> list[dict]:
