@@ -166,3 +166,16 @@ def test_pages_go_to_the_man_section_they_name():
             continue
         for f in (f.strip() for f in re.split(r"[,\n]", value) if f.strip()):
             assert f.endswith("." + m.group(1)), f"{f} installed under {target}"
+
+
+def test_s3sync_help_shows_the_manual_page_of_a_command():
+    import io
+
+    from s3sync.cli import Context, main
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["help", "push"], Context(out=out, err=err)) == 0
+    text = out.getvalue()
+    assert "NAME" in text and "s3sync-push" in text and "--on-conflict" in text.replace("‐", "-")
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["help", "nope"], Context(out=out, err=err)) == 2
+    assert err.getvalue() == "s3sync: no manual page for 'nope'\n"
