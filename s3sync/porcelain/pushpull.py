@@ -152,7 +152,7 @@ def run(ws: Workspace, direction: str, *, paths=None, dry_run: bool = False,
 
         deletions = [a for a in plan if a.kind in (DELETE_REMOTE, DELETE_LOCAL)]
         limit_text = max_delete if max_delete is not None or confirm is not None else "50%"
-        known = set(manifest.entries()) | set(scanned.files) | set(state.base())
+        known = set(manifest.entries()) | set(scanned.files)
         limit = parse_max_delete(limit_text, len(known))
         lost = len(deletions) - len(moved(plan))
         if limit is not None and lost > limit:
