@@ -70,6 +70,10 @@ class S3Remote(Remote):
             try:
                 session = boto3.Session(botocore_session=_botocore_session(),
                                         profile_name=profile, region_name=region)
+                # boto3 appends its data folder to the (shared) loader's
+                # search path for every session: keep each folder once.
+                paths = _LOADER.search_paths
+                paths[:] = list(dict.fromkeys(paths))
             except bx.ProfileNotFound as exc:
                 raise ConfigError(f"AWS profile {profile!r} not found") from exc
             config = Config(

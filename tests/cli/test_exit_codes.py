@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 import pytest
-from scenarios.scenario_helpers import share_botocore_loader, teammate
+from scenarios.scenario_helpers import teammate
 
 from conftest import Teammate, make_remote
 from libsync import transfer
@@ -171,7 +171,6 @@ def test_3_missing_remote(bare):
 
 @pytest.fixture
 def s3_ann(s3_remote, monkeypatch, tmp_path):
-    share_botocore_loader(monkeypatch)
     t = teammate(s3_remote, tmp_path / "s3ann", "ann")
     t.write("a.csv", "a v1\n")
     t.ok("push")

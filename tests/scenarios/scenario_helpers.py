@@ -65,37 +65,6 @@ def state_files(teammate) -> dict[str, bytes]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-_LOADERS: dict = {}  # by AWS_DATA_PATH; kept for the whole test session
-
-
-class _UniqueList(list):
-    def append(self, item):
-        if item not in self:
-            super().append(item)
-
-
-def share_botocore_loader(monkeypatch) -> None:
-    """Let every boto3 session of a test share one botocore data loader.
-
-    Each s3sync command opens a fresh boto3 session, which re-reads S3's
-    service model (~150 ms of JSON parsing); sharing the loader, which
-    caches what it reads, makes a command over moto cost a few ms. Only
-    static API descriptions are shared: credentials, endpoints and
-    requests stay per session, exactly as a user's would.
-    """
-    import botocore.loaders
-    import botocore.session
-
-    def shared(search_path_string=None):
-        if search_path_string not in _LOADERS:
-            loader = botocore.loaders.create_loader(search_path_string)
-            loader._search_paths = _UniqueList(loader._search_paths)
-            _LOADERS[search_path_string] = loader
-        return _LOADERS[search_path_string]
-
-    monkeypatch.setattr(botocore.session, "create_loader", shared)
-
-
 def teammate(spec, root, name: str):
     """A workspace at ``root`` initialised on the remote ``spec`` (a RemoteSpec)."""
     from conftest import Teammate

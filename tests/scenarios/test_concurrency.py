@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 from scenarios.crash_driver import audit_remote, sha
-from scenarios.scenario_helpers import TRASH, share_botocore_loader
+from scenarios.scenario_helpers import TRASH
 
 from conftest import Result
 from libsync import journal
@@ -45,10 +45,6 @@ REPO = HERE.parents[1]
 SHARED = ("shared/s0.csv", "shared/s1.csv", "shared/s2.csv")
 ARGS = ("push", "--yes", "--max-delete=100%", "-q")
 
-
-@pytest.fixture(autouse=True)
-def _fast_boto(monkeypatch):
-    share_botocore_loader(monkeypatch)
 
 
 @dataclass(frozen=True)

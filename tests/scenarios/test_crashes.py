@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from scenarios.crash_driver import audit_remote, sha
-from scenarios.scenario_helpers import every_version, share_botocore_loader, trash_of
+from scenarios.scenario_helpers import every_version, trash_of
 
 from libsync import layout
 from libsync.remotes.local import LocalRemote
@@ -69,10 +69,6 @@ KNOWN = {
     ("upload-orphan", 3): {"folder": BUG_ORPHAN_RESENT, "moto": BUG_ORPHAN_RESENT},
 }
 
-
-@pytest.fixture(autouse=True)
-def _fast_boto(monkeypatch):
-    share_botocore_loader(monkeypatch)
 
 
 def crash(teammate, point: str, k: int, verb: str, log: Path) -> int:

@@ -23,7 +23,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from scenarios.scenario_helpers import error_line, run, sha, share_botocore_loader
+from scenarios.scenario_helpers import error_line, run, sha
 
 import servers
 from conftest import RemoteSpec, Result, Teammate, make_remote, use_server
@@ -32,10 +32,6 @@ from libsync.errors import SyncError
 BIG = bytes(range(256)) * 800            # 200 KiB: more than the tiny disk holds
 BIG_V2 = bytes(reversed(range(256))) * 800
 
-
-@pytest.fixture(autouse=True)
-def _fast_boto(monkeypatch):
-    share_botocore_loader(monkeypatch)
 
 
 # -- helpers ----------------------------------------------------------------------

@@ -7,15 +7,7 @@ it." Run on a folder and over S3 (moto).
 
 from __future__ import annotations
 
-import pytest
-from scenarios.scenario_helpers import share_botocore_loader
-
 from libsync import transfer
-
-
-@pytest.fixture(autouse=True)
-def _fast_boto(monkeypatch):
-    share_botocore_loader(monkeypatch)
 
 
 def journal(remote):

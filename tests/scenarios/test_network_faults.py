@@ -19,7 +19,7 @@ import re
 import pytest
 from botocore.retries.standard import ExponentialBackoff
 from faultproxy import FaultProxy
-from scenarios.scenario_helpers import error_line, run, sha, share_botocore_loader
+from scenarios.scenario_helpers import error_line, run, sha
 
 import servers
 from conftest import RemoteSpec, make_remote
@@ -31,7 +31,6 @@ BIG_V2 = bytes(reversed(range(256))) * 1200
 
 @pytest.fixture(autouse=True)
 def _fast(monkeypatch):
-    share_botocore_loader(monkeypatch)
     monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0.01)
 
 

@@ -18,7 +18,6 @@ from scenarios.scenario_helpers import (
     every_version,
     meta_keys,
     sha,
-    share_botocore_loader,
     state_files,
     trash_key,
     trash_of,
@@ -31,10 +30,6 @@ BASE = {
     "c.bin": bytes(range(256)),
 }
 
-
-@pytest.fixture(autouse=True)
-def _fast_boto(monkeypatch):
-    share_botocore_loader(monkeypatch)
 
 
 # For tests whose outcome the remote's kind cannot change (local decisions,
