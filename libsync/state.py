@@ -156,12 +156,15 @@ class State:
             if changed is None:
                 db.execute("DELETE FROM remote")
                 changed = manifest.records.values()
-            self._put_records(db, "remote", changed)
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('remote_generation', ?)",
-                       (str(manifest.generation),))
-            if manifest.head_etag is not None:
-                db.execute("INSERT OR REPLACE INTO meta VALUES ('remote_head_etag', ?)",
-                           (manifest.head_etag,))
+            self._put_remote(db, manifest, changed)
+
+    def _put_remote(self, db, manifest: Manifest, changed: Iterable[Record]) -> None:
+        self._put_records(db, "remote", changed)
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('remote_generation', ?)",
+                   (str(manifest.generation),))
+        if manifest.head_etag is not None:
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('remote_head_etag', ?)",
+                       (manifest.head_etag,))
 
     def pending(self) -> dict[str, tuple[Record, str | None]]:
         """Uploads and deletions not yet committed, with the remote sha256
@@ -188,12 +191,7 @@ class State:
         the staged rows it consumed, and the trash moves it still owes."""
         changes = list(changes)
         with self.transaction() as db:
-            self._put_records(db, "remote", changes)
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('remote_generation', ?)",
-                       (str(manifest.generation),))
-            if manifest.head_etag is not None:
-                db.execute("INSERT OR REPLACE INTO meta VALUES ('remote_head_etag', ?)",
-                           (manifest.head_etag,))
+            self._put_remote(db, manifest, changes)
             self._put_records(db, "base", changes)
             db.executemany("DELETE FROM pending WHERE path=?", ((r.path,) for r in changes))
             db.executemany("INSERT OR REPLACE INTO trash_todo VALUES (?, ?, ?)",

@@ -6,14 +6,9 @@ from typing import TextIO
 
 from tabulate import tabulate
 
-from libsync.diff import CONFLICT, DELETE_LOCAL, DELETE_REMOTE, DOWNLOAD, RECORD, UPLOAD, Action
+from libsync.diff import CONFLICT, DELETE_LOCAL, DELETE_REMOTE, DOWNLOAD, UPLOAD, Action
 
 from .render import human_size
-
-DESCRIBE = {
-    UPLOAD: "push", DELETE_REMOTE: "delete on remote", DOWNLOAD: "pull",
-    DELETE_LOCAL: "delete here", RECORD: "same on both sides", CONFLICT: "CONFLICT",
-}
 
 
 def describe(a: Action) -> str:
