@@ -156,17 +156,19 @@ class Teammate:
         return out
 
 
+def join(spec: RemoteSpec, root: Path, name: str) -> Teammate:
+    """A workspace at ``root`` initialised (or attached) on the remote ``spec``."""
+    t = Teammate(root, name)
+    t.root.mkdir(parents=True)
+    args = ["init", spec.url]
+    if spec.endpoint_url:
+        args += ["--endpoint-url", spec.endpoint_url]
+    t.ok(*args)
+    return t
+
+
 @pytest.fixture
 def team(remote, tmp_path):
     """A factory of teammates sharing ``remote``; the first one initialises it."""
 
-    def make(name: str) -> Teammate:
-        t = Teammate(tmp_path / name, name)
-        t.root.mkdir()
-        args = ["init", remote.url]
-        if remote.endpoint_url:
-            args += ["--endpoint-url", remote.endpoint_url]
-        t.ok(*args)
-        return t
-
-    return make
+    return lambda name: join(remote, tmp_path / name, name)

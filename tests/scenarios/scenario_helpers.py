@@ -67,15 +67,9 @@ def state_files(teammate) -> dict[str, bytes]:
 
 def teammate(spec, root, name: str):
     """A workspace at ``root`` initialised on the remote ``spec`` (a RemoteSpec)."""
-    from conftest import Teammate
+    from conftest import join
 
-    t = Teammate(root, name)
-    t.root.mkdir(parents=True)
-    args = ["init", spec.url]
-    if spec.endpoint_url:
-        args += ["--endpoint-url", spec.endpoint_url]
-    t.ok(*args)
-    return t
+    return join(spec, root, name)
 
 
 def run(teammate, *argv):

@@ -27,6 +27,7 @@ from scenarios.scenario_helpers import error_line, run, sha
 
 import servers
 from conftest import RemoteSpec, Result, Teammate, make_remote, use_server
+from conftest import join as join_remote
 from libsync.errors import SyncError
 
 BIG = bytes(range(256)) * 800            # 200 KiB: more than the tiny disk holds
@@ -43,13 +44,7 @@ def names(line: str, path: str) -> bool:
 
 
 def join(spec: RemoteSpec, tmp_path: Path, name: str) -> Teammate:
-    t = Teammate(tmp_path / name, name)
-    t.root.mkdir()
-    args = ["init", spec.url]
-    if spec.endpoint_url:
-        args += ["--endpoint-url", spec.endpoint_url]
-    t.ok(*args)
-    return t
+    return join_remote(spec, tmp_path / name, name)
 
 
 def put_raw(spec: RemoteSpec, key: str, data: bytes) -> None:
