@@ -28,6 +28,10 @@ class ObjectInfo:
 
 class Remote(abc.ABC):
     url: str
+    # Whether the server itself honours the conditions of a server-side copy
+    # (None: not known yet). A remote whose server does not still keeps the
+    # contract of copy(), at a cost; see S3Remote.
+    copy_conditions: bool | None = True
 
     @abc.abstractmethod
     def get(self, key: str, *, if_match: str | None = None) -> bytes:
@@ -64,8 +68,17 @@ class Remote(abc.ABC):
         """Every key under ``prefix`` in byte order, after ``start_after``."""
 
     @abc.abstractmethod
-    def copy(self, src: str, dst: str, *, if_match: str | None = None) -> str:
-        """Server-side copy of the version of ``src`` with etag ``if_match``."""
+    def copy(self, src: str, dst: str, *, if_match: str | None = None,
+             if_none_match: bool = False) -> str:
+        """Copy the version of ``src`` with etag ``if_match`` to ``dst``.
+
+        With ``if_none_match`` the copy is made only if ``dst`` is absent.
+        Either condition unmet raises PreconditionFailed and writes nothing.
+        """
+
+    def probe_copy_conditions(self) -> bool:
+        """Ask the server whether it honours copy conditions itself."""
+        return True
 
     @abc.abstractmethod
     def delete(self, key: str, *, if_match: str | None = None) -> None:

@@ -195,7 +195,7 @@ class LocalRemote(Remote):
             if info is not None:
                 yield info
 
-    def copy(self, src, dst, *, if_match=None):
+    def copy(self, src, dst, *, if_match=None, if_none_match=False):
         src_path = self._path(src)
         tmp = self._tmpfile()
         with tmp, _oserrors(src):
@@ -203,13 +203,15 @@ class LocalRemote(Remote):
                 f = open(src_path, "rb")
             except FileNotFoundError:
                 os.unlink(tmp.name)
+                if if_match is not None:  # as for put(): the version is gone
+                    raise PreconditionFailed(f"{src} was deleted") from None
                 raise NotFoundError(f"{src} not found on {self.url}") from None
             with f:
                 if if_match is not None and self._etag(os.fstat(f.fileno())) != if_match:
                     os.unlink(tmp.name)
                     raise PreconditionFailed(f"{src} changed")
                 shutil.copyfileobj(f, tmp, _CHUNK)
-        return self._install(tmp.name, dst, False, None)
+        return self._install(tmp.name, dst, if_none_match, None)
 
     def delete(self, key, *, if_match=None):
         path = self._path(key)

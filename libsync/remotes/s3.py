@@ -12,6 +12,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import tempfile
+import threading
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -23,6 +26,7 @@ import botocore.exceptions as bx
 import botocore.session
 from botocore.config import Config
 
+from .. import layout
 from ..errors import (
     AccessDeniedError,
     ConfigError,
@@ -34,6 +38,7 @@ from ..errors import (
     RemoteError,
     RemoteNotFoundError,
 )
+from ..transfer import HashingWriter
 from .base import ObjectInfo, Progress, Remote
 
 # Files up to the threshold are read whole and checked before one PUT; larger
@@ -87,6 +92,8 @@ class S3Remote(Remote):
             with _errors(url):
                 client = session.client("s3", endpoint_url=endpoint_url, config=config)
         self.client = client
+        self.copy_conditions: bool | None = None
+        self._probe_lock = threading.Lock()
 
     def _key(self, key: str) -> str:
         return self.prefix + key
@@ -211,14 +218,65 @@ class S3Remote(Remote):
                 for obj in page.get("Contents", ()):
                     yield ObjectInfo(obj["Key"][n:], obj["Size"], obj["ETag"])
 
-    def copy(self, src, dst, *, if_match=None):
+    def copy(self, src, dst, *, if_match=None, if_none_match=False):
+        if (if_match or if_none_match) and not self._server_copies_conditionally():
+            return self._copy_through(src, dst, if_match, if_none_match)
         kw = {"CopySourceIfMatch": if_match} if if_match else {}
-        with _errors(src):
+        if if_none_match:
+            kw["IfNoneMatch"] = "*"
+        with _absent_is_changed(if_match), _errors(src):
             resp = self.client.copy_object(
                 Bucket=self.bucket, Key=self._key(dst),
                 CopySource={"Bucket": self.bucket, "Key": self._key(src)},
                 **kw, **self._sse)
         return resp["CopyObjectResult"]["ETag"]
+
+    def _server_copies_conditionally(self) -> bool:
+        with self._probe_lock:
+            if self.copy_conditions is None:
+                self.copy_conditions = self.probe_copy_conditions()
+        return self.copy_conditions
+
+    def probe_copy_conditions(self) -> bool:
+        """Whether CopyObject honours CopySourceIfMatch and IfNoneMatch here.
+
+        Some servers (moto, older S3-compatible stores) copy regardless, which
+        could overwrite a version kept in the trash. Six requests, made once
+        per workspace and server: the answer is kept in the local state.
+        """
+        tag = uuid.uuid4().hex  # teammates may probe at the same moment
+        a, b, c = (f"{layout.META}probe-copy-{tag}-{n}" for n in "abc")
+        try:
+            self.put(a, b"a")
+            self.put(b, b"b")
+            honoured = True
+            for dst, kw in ((c, {"CopySourceIfMatch": '"' + "0" * 32 + '"'}),
+                            (b, {"IfNoneMatch": "*"})):
+                try:
+                    with _errors(a):
+                        self.client.copy_object(
+                            Bucket=self.bucket, Key=self._key(dst),
+                            CopySource={"Bucket": self.bucket, "Key": self._key(a)},
+                            **kw, **self._sse)
+                    honoured = False
+                except PreconditionFailed:
+                    pass
+        finally:
+            for key in (a, b, c):
+                self.delete(key)
+        return honoured
+
+    def _copy_through(self, src, dst, if_match, if_none_match):
+        """A copy through this client, for a server that ignores copy conditions:
+        GET If-Match and PUT If-None-Match are conditions every server keeps."""
+        with tempfile.TemporaryDirectory(prefix="s3sync-copy-") as tmp:
+            path = os.path.join(tmp, "object")
+            with open(path, "wb") as out:
+                sink = HashingWriter(out)
+                with _absent_is_changed(if_match):
+                    self.get_into(src, sink, if_match=if_match)
+            return self.put_file(dst, path, sha256=sink.hexdigest(),
+                                 if_none_match=if_none_match)
 
     def delete(self, key, *, if_match=None):
         kw = {"IfMatch": if_match} if if_match else {}
