@@ -97,8 +97,9 @@ def repair(remote: Remote, manifest: Manifest, result: FsckResult, *, author: st
                 check_path(p.path)
                 info = remote.head(p.path)
                 if info is not None:
-                    remote.copy(p.path, layout.trash_key(p.path, transfer.sha_of(remote, info)),
-                                if_match=info.etag)
+                    if not transfer.keep_version(remote, p.path, transfer.sha_of(remote, info),
+                                                 info.etag):
+                        continue  # changed meanwhile: left for the next fsck
                     remote.delete(p.path, if_match=info.etag)
                 repaired.append(p)
             elif p.kind == UNTRASHED:

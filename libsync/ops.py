@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from . import diff, journal, transfer
+from . import diff, journal, layout, transfer
 from .errors import (
     AccessDeniedError,
     CommitRaceError,
@@ -95,10 +95,29 @@ def _adopt_own_commit(state: State, remote: Remote, manifest: Manifest) -> None:
     state.committed(manifest, landed, owed)
 
 
+def learn_server(state: State, remote: Remote) -> None:
+    """Tell the remote whether its server honours copy conditions, probing once.
+
+    The answer is kept in the local state, so that only the first run of a
+    workspace that copies anything pays for the probe.
+    """
+    if remote.copy_conditions is not None:
+        return
+    key = f"copy_conditions {remote.url}"
+    known = state.get_meta(key)
+    if known is None:
+        known = "1" if remote.probe_copy_conditions() else "0"
+        state.set_meta(key, known)
+    remote.copy_conditions = known == "1"
+
+
 def finish_trash(state: State, remote: Remote) -> tuple[list[str], list[str]]:
     """Move committed deletions to the trash; those changed meanwhile are left."""
     trashed, left = [], []
-    for rec, etag in state.trash_todo():
+    todo = state.trash_todo()
+    if todo:
+        learn_server(state, remote)
+    for rec, etag in todo:
         (trashed if transfer.trash(remote, rec, etag) else left).append(rec.path)
         state.trash_done(rec.path)
     return trashed, left
@@ -190,16 +209,48 @@ def upload(state: State, remote: Remote, data_dir: str, files: Sequence[LocalFil
     """
     current = state.remote()
     pending = state.pending()
+    tried = state.sending()
+    state.will_send((f.path, f.sha256) for f in files)
+    if any(current.sha(f.path) is not None for f in files):
+        learn_server(state, remote)  # a replaced version is copied to the trash
 
     def work(f: LocalFile) -> Entry:
         mine = pending.get(f.path, (None, None))[0]
         return transfer.upload(remote, data_dir, f, current.records.get(f.path),
-                               author=author, time=time, pending=mine, progress=progress)
+                               author=author, time=time, pending=mine,
+                               maybe_sent=tried.get(f.path) == f.sha256, progress=progress)
 
     def record(entry: Entry) -> None:
         state.add_pending(entry, current.sha(entry.path))
 
     return _run(files, work, jobs, record, on_done)
+
+
+def withdraw_stale(state: State, remote: Remote) -> list[str]:
+    """Take back staged uploads that the remote has moved past.
+
+    A staged change based on a version the cached manifest no longer holds
+    can never be committed: someone else changed or deleted the path first.
+    Its object would stand at the key as an orphan and block every other
+    push of the path, so it goes to the trash (the local file keeps the
+    content too) and off the key, unless the manifest names it after all.
+    """
+    manifest = state.remote()
+    stale = {p: rec for p, (rec, based_on) in state.pending().items()
+             if manifest.sha(p) != based_on}
+    for path, rec in stale.items():
+        named = manifest.records.get(path)
+        if rec.deleted or (named is not None and not named.deleted and named.etag == rec.etag):
+            continue
+        learn_server(state, remote)
+        key = layout.data_key(path)
+        if transfer.keep_version(remote, key, rec.sha256, rec.etag):
+            try:
+                remote.delete(key, if_match=rec.etag)
+            except PreconditionFailed:
+                pass  # replaced meanwhile: no longer ours to take back
+    state.drop_pending(stale)
+    return sorted(stale)
 
 
 def tombstone(state: State, data_dir: str, paths: Iterable[str], *, author: str,

@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS base (path TEXT PRIMARY KEY, record TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS remote (path TEXT PRIMARY KEY, record TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS pending (path TEXT PRIMARY KEY, record TEXT NOT NULL,
     based_on TEXT);
+CREATE TABLE IF NOT EXISTS sending (path TEXT PRIMARY KEY, sha256 TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS trash_todo (path TEXT PRIMARY KEY, record TEXT NOT NULL,
     etag TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS stat_cache (
@@ -180,6 +181,20 @@ class State:
         with self.transaction() as db:
             db.execute("INSERT OR REPLACE INTO pending VALUES (?, ?, ?)",
                        (record.path, dumps(record.to_dict()).decode(), based_on))
+            db.execute("DELETE FROM sending WHERE path=?", (record.path,))
+
+    def sending(self) -> dict[str, str]:
+        """Uploads an earlier run set out to make and never recorded: path -> sha256."""
+        return dict(self.db.execute("SELECT path, sha256 FROM sending"))
+
+    def will_send(self, files: Iterable[tuple[str, str]]) -> None:
+        """Note (path, sha256) of uploads about to start, before any byte is sent.
+
+        A run killed after its upload landed but before add_pending() leaves
+        the row, and the next run looks at the key before sending again.
+        """
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO sending VALUES (?, ?)", files)
 
     def drop_pending(self, paths: Iterable[str]) -> None:
         with self.transaction() as db:

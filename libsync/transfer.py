@@ -49,13 +49,15 @@ def local_path(data_dir: str, path: str) -> str:
 
 
 def upload(remote: Remote, data_dir: str, file: LocalFile, current: Record | None, *,
-           author: str, time: str, pending: Record | None = None,
+           author: str, time: str, pending: Record | None = None, maybe_sent: bool = False,
            progress: Progress | None = None) -> Entry:
     """Put a local file at its key, conditional on the remote version ``current``.
 
     ``pending`` is this workspace's own earlier upload of the path that no
     commit names yet; if the object is still that upload it is adopted
-    rather than sent twice.
+    rather than sent twice. ``maybe_sent`` says an earlier run set out to
+    send these very bytes and died before recording the outcome: what
+    stands at the key is looked at first, and adopted if it is them.
     """
     key = layout.data_key(file.path)
 
@@ -63,29 +65,25 @@ def upload(remote: Remote, data_dir: str, file: LocalFile, current: Record | Non
         return Entry(file.path, file.size, file.sha256, file.mtime_ns, author, time, etag)
 
     source = local_path(data_dir, file.path)
-    if pending is not None and not pending.deleted:
+    live = current is not None and not current.deleted
+    mine = pending is not None and not pending.deleted
+    if mine or maybe_sent:
         info = remote.head(key)
-        if info is not None and info.etag == pending.etag:
+        if info is not None and mine and info.etag == pending.etag:
             if pending.sha256 == file.sha256:
                 return entry(info.etag)
             # Our own uncommitted upload is in the way of a newer edit: no
             # commit names it, and the version it replaced is in the trash.
-            try:
-                return entry(remote.put_file(key, source, sha256=file.sha256,
-                                             if_match=info.etag, progress=progress))
-            except OSError as exc:
-                raise LocalChangedError(
-                    f"{file.path} cannot be read any more: {exc.strerror}") from exc
-    live = current is not None and not current.deleted
+            return entry(_put(remote, key, source, file, if_match=info.etag,
+                              progress=progress))
+        if (info is not None and maybe_sent and not (live and info.etag == current.etag)
+                and info.size == file.size and sha_of(remote, info) == file.sha256):
+            return entry(info.etag)
     try:
-        if live:
-            remote.copy(key, layout.trash_key(file.path, current.sha256), if_match=current.etag)
-        etag = remote.put_file(key, source, sha256=file.sha256,
-                               if_none_match=not live,
-                               if_match=current.etag if live else None,
-                               progress=progress)
-    except OSError as exc:  # the local file, not the remote: remotes raise SyncErrors
-        raise LocalChangedError(f"{file.path} cannot be read any more: {exc.strerror}") from exc
+        if live and not keep_version(remote, key, current.sha256, current.etag):
+            raise PreconditionFailed(key)
+        etag = _put(remote, key, source, file, if_none_match=not live,
+                    if_match=current.etag if live else None, progress=progress)
     except PreconditionFailed:
         # Our own upload from a run that died before recording it?
         info = remote.head(key)
@@ -95,6 +93,28 @@ def upload(remote: Remote, data_dir: str, file: LocalFile, current: Record | Non
             f"{file.path} was changed on the remote by someone else; fetch and try again"
         ) from None
     return entry(etag)
+
+
+def _put(remote: Remote, key: str, source: str, file: LocalFile, **kw) -> str:
+    try:
+        return remote.put_file(key, source, sha256=file.sha256, **kw)
+    except OSError as exc:  # the local file, not the remote: remotes raise SyncErrors
+        raise LocalChangedError(f"{file.path} cannot be read any more: {exc.strerror}") from exc
+
+
+def keep_version(remote: Remote, key: str, sha256: str, etag: str) -> bool:
+    """Copy the version ``etag`` of ``key`` to the trash before it is replaced.
+
+    The trash key is named by content, so one already there holds this very
+    version and is never overwritten. False if the object is no longer that
+    version (then nothing was copied and it must not be replaced).
+    """
+    try:
+        remote.copy(key, layout.trash_key(key, sha256), if_match=etag, if_none_match=True)
+        return True
+    except PreconditionFailed:
+        info = remote.head(key)  # which condition failed? rare, so one request to ask
+        return info is not None and info.etag == etag
 
 
 def sha_of(remote: Remote, info) -> str:
@@ -134,8 +154,9 @@ def trash(remote: Remote, deleted: Tombstone, etag: str) -> bool:
     reconcile, never trashed in place of the version the commit deleted.
     """
     key = layout.data_key(deleted.path)
+    if not keep_version(remote, key, deleted.sha256, etag):
+        return False
     try:
-        remote.copy(key, deleted.trash, if_match=etag)
         remote.delete(key, if_match=etag)
     except PreconditionFailed:
         return False

@@ -15,7 +15,7 @@ import time as _time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from libsync import journal, ops, transfer
+from libsync import journal, layout, ops, transfer
 from libsync.diff import CONFLICT, DELETE_LOCAL, DELETE_REMOTE, DOWNLOAD, RECORD, UPLOAD, Action
 from libsync.errors import (
     AbortedError,
@@ -126,6 +126,8 @@ def run(ws: Workspace, direction: str, *, paths=None, dry_run: bool = False,
         else:
             manifest = ops.fetch(state, remote, jobs=jobs,
                                  on_warning=warnings.append).manifest
+            if direction != "pull":
+                ops.withdraw_stale(state, remote)  # the remote moved past a dead run's upload
         scanned = scan(ws.data_dir, state, ignore=ws.config.ignore, on_warning=warnings.append)
         wanted = DIRECTIONS[direction]
         raw = [a for a in ops.plan(state, scanned, paths, remote=manifest)
@@ -225,16 +227,15 @@ def _execute(ws, state, remote, plan, resolutions, scanned, *, author, now, jobs
                         progress=bar)
         progress.stop()
         by_path = {a.path: a for a in plan}
+        raced = []
         for (path, message), error in zip(up.failed, up.errors, strict=True):
             if isinstance(error, (PreconditionFailed, NotFoundError)):
-                # Someone else wrote (or deleted) the path since the fetch:
-                # a conflict to resolve, not a failure.
-                a = by_path[path]
-                conflicts.append(dataclasses.replace(
-                    a, kind=CONFLICT, conflict="changed here, changed on the remote meanwhile"))
+                raced.append(path)  # someone else wrote (or deleted) the path since the fetch
             else:
                 failed.append((path, message))
                 errors.append(error)
+        for path, reason in _why_raced(state, remote, raced).items():
+            conflicts.append(dataclasses.replace(by_path[path], kind=CONFLICT, conflict=reason))
         ops.tombstone(state, ws.data_dir, dels, author=author, time=when)
         committed = _commit(state, remote, author=author, time=when, message=message,
                             conflicts=conflicts, plan=plan)
@@ -279,6 +280,26 @@ def _execute(ws, state, remote, plan, resolutions, scanned, *, author, now, jobs
         bytes_up=bytes_up, bytes_down=bytes_down, generation=generation)
 
 
+RACED = "changed here, changed on the remote meanwhile"
+UNCOMMITTED = ("the remote holds an upload that no commit names (a push under way, or one "
+               "that died; if nobody is pushing, 's3sync fsck --repair' moves it to the trash)")
+
+
+def _why_raced(state, remote, paths) -> dict[str, str]:
+    """Why each upload lost its conditional write: a conflict to resolve, or an
+    upload nobody committed standing in the way (one LIST and a HEAD each)."""
+    if not paths:
+        return {}
+    manifest = ops.fetch(state, remote).manifest
+    out = {}
+    for path in paths:
+        info = remote.head(layout.data_key(path))
+        named = manifest.records.get(path)
+        stray = info is not None and (named is None or named.deleted or named.etag != info.etag)
+        out[path] = UNCOMMITTED if stray else RACED
+    return out
+
+
 def _commit(state, remote, *, author, time, message, conflicts, plan):
     """Commit what is staged; on a lost race read the winner's commit and retry.
 
@@ -298,15 +319,13 @@ def _commit(state, remote, *, author, time, message, conflicts, plan):
                               fetched=True)
         except PreconditionFailed:  # a lost race, or a staged path changed meanwhile
             fetched = ops.fetch(state, remote)
-            moved = [p for p, (_, based_on) in state.pending().items()
-                     if fetched.manifest.sha(p) != based_on]
-            state.drop_pending(moved)
+            moved = ops.withdraw_stale(state, remote)
             by_path = {a.path: a for a in plan}
             for p in moved:
                 a = by_path.get(p)
                 conflicts.append(Action(CONFLICT, p, a.local if a else None,
                                         a.base if a else None, fetched.manifest.records.get(p),
-                                        "changed here, changed on the remote meanwhile"))
+                                        RACED))
     raise PreconditionFailed(f"lost the race to commit for {COMMIT_PATIENCE:.0f} s; try again")
 
 

@@ -48,7 +48,7 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def audit_remote(remote, *, copy_if_match: bool = True, staged=frozenset()):
+def audit_remote(remote, *, staged=frozenset()):
     """Check a remote against its own journal; return (manifest, orphans).
 
     - every ``journal/<g>`` parses and names ``g``, and 1..G are all there;
@@ -62,9 +62,6 @@ def audit_remote(remote, *, copy_if_match: bool = True, staged=frozenset()):
     ``staged`` holds (path, sha256) of uploads some workspace made and has
     not committed yet (its run gave up, or died): such an upload may stand
     at its key in place of the manifest's version, which is in the trash.
-    ``copy_if_match=False`` names a server that ignores CopySourceIfMatch
-    (moto): there a racing pusher can copy the wrong bytes to a trash key,
-    so only the key's presence is checked.
     """
     from libsync import journal, layout
     from libsync.manifest import Manifest
@@ -105,8 +102,7 @@ def audit_remote(remote, *, copy_if_match: bool = True, staged=frozenset()):
     for key, digest in sorted(must_trash.items()):
         info = remote.head(key)
         assert info is not None, f"a replaced or deleted version is not in the trash: {key}"
-        if copy_if_match:
-            assert sha(remote.get(key)) == digest, f"{key} does not hold the version it names"
+        assert sha(remote.get(key)) == digest, f"{key} does not hold the version it names"
 
     live = manifest.entries()
     orphans = sorted(i.key for i in remote.list("")

@@ -39,6 +39,7 @@ from conftest import Result
 from libsync import journal
 from libsync.manifest import Manifest
 from libsync.state import State
+from s3sync.porcelain.pushpull import RACED, UNCOMMITTED
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -163,9 +164,6 @@ def make_changes(teammates, rnd: int, rng: random.Random,
 
 # Servers that ignore CopySourceIfMatch (tests/remotes/test_contract.py names
 # the gap): a racing pusher may copy the wrong bytes to a trash key there.
-COPY_IF_MATCH = {"folder": True, "moto": False}
-
-
 def reported(r: Result, path: str) -> bool:
     """Whether a run told its user that its change of ``path`` did not land.
 
@@ -213,8 +211,7 @@ def check_round(remote, teammates, changes, results, since: int) -> set[tuple[st
             if "error: " in line:
                 assert re.search("changed|not found|lost the race", line), f"{name}: {line}"
     with remote.open() as store:
-        audit_remote(store, copy_if_match=COPY_IF_MATCH[remote.kind],
-                     staged=staged_uploads(teammates))
+        audit_remote(store, staged=staged_uploads(teammates))
         states = states_since(store, since)
     unresolved = set()
     for c in changes:
@@ -232,13 +229,11 @@ def check_round(remote, teammates, changes, results, since: int) -> set[tuple[st
     return unresolved
 
 
-# An orphan (an upload whose commit lost) blocks other teammates' pushes of its
-# path, and a pull of a path whose object is someone's uncommitted upload
-# fails, until the orphan's author syncs again: see the two tests of these
-# bugs below. Until then a pass of the convergence may fail so, and the next
-# pass must mend it.
-# What a convergence run may say: a path still blocked by someone's orphan
-# (a known gap, pinned below), or a race lost again during the sync itself.
+# A pusher whose commit lost takes its upload back at once, but one who gave
+# up (60 s of lost races) leaves it staged until its next run; until then it
+# blocks other pushes of its path, since a live push and a dead one look
+# alike. A pass of the convergence may meet such a path, and the next pass
+# (after the upload's author has synced) must mend it.
 BLOCKED_BY_AN_ORPHAN = re.compile(
     r"error: \S+ .*changed.*|conflict: \S+: changed here, changed on the remote meanwhile"
     r"|hint: resolve conflicts with .*")
@@ -271,7 +266,7 @@ def converge(remote, teammates, passes: int = 6) -> dict[str, bytes]:
             if not synced:
                 break
     with remote.open() as store:
-        manifest, orphans = audit_remote(store, copy_if_match=COPY_IF_MATCH[remote.kind])
+        manifest, orphans = audit_remote(store)
     assert orphans == [], f"objects no commit names: {orphans}"
     keys = remote.keys()
     data = {k: v for k, v in keys.items() if not k.startswith(".s3sync/")}
@@ -310,11 +305,6 @@ def scenario(remote, team, n: int, rounds: int, push) -> None:
     for t in teammates:
         found.update(t.files().values())
     missing = written - found
-    if not COPY_IF_MATCH[remote.kind]:
-        # Where a racing pusher's trash copy overwrote a version (the gap).
-        gap = {k.rsplit("/", 1)[1] for k, v in keys.items()
-               if k.startswith(TRASH) and sha(v) != k.rsplit("/", 1)[1]}
-        missing = {v for v in missing if sha(v) not in gap}
     assert not missing, f"{len(missing)} versions lost, e.g. {sorted(missing)[:3]}"
 
 
@@ -415,16 +405,7 @@ def test_a_lost_upload_race_is_a_conflict(pair, remote, monkeypatch, theirs):
     assert BOB_V in bob.files().values()
 
 
-@pytest.mark.parametrize("remote", [
-    "folder",
-    pytest.param("moto", marks=pytest.mark.xfail(strict=True, reason=(
-        "BUG (on servers that ignore CopySourceIfMatch, such as moto; the init probe does "
-        "not detect it): libsync/transfer.py upload() copies the remote version to "
-        "trash/<path>/<sha256 in base> without checking it is still that version, so a "
-        "pusher who lost the race overwrites the winner's trash copy of the replaced "
-        "version with the winner's new bytes: the replaced version is lost. Trash keys "
-        "are named by content: never overwrite one (HEAD it, or copy with If-None-Match), "
-        "and check the copy's ETag equals the CopySourceIfMatch etag")))], indirect=True)
+@pytest.mark.parametrize("remote", ["folder", "moto"], indirect=True)
 def test_a_lost_upload_race_leaves_the_trash_intact(pair, remote, monkeypatch):
     from libsync import ops
     ann, bob = pair
@@ -467,15 +448,8 @@ def test_a_push_outpaced_by_seven_teammates_still_commits(pair, remote, team, mo
     assert remote.data()["bob.csv"] == b"bob\n"
 
 
-@pytest.mark.parametrize("remote", ["folder"], indirect=True)
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: libsync/transfer.py upload(): an orphan (an upload whose commit lost the race, "
-    "left at its key) blocks every other teammate's push of that path: If-None-Match "
-    "fails, the object is not theirs, and the push fails 'was changed on the remote by "
-    "someone else' (exit 8) until the orphan's author syncs again, for ever if they "
-    "never do. DESIGN: 'the next push of that path adopts or trashes it': copy it to "
-    "trash/<path>/<its sha256> and replace it with If-Match on its etag"))
-def test_an_orphan_does_not_block_the_next_push_of_its_path(pair, remote, team, monkeypatch):
+def test_a_push_that_loses_its_commit_takes_its_upload_back(pair, remote, team, monkeypatch):
+    """No orphan is left to block the path: the loser's bytes go to the trash."""
     from libsync import ops
     ann, bob = pair
     cy = team("cy")
@@ -489,15 +463,44 @@ def test_an_orphan_does_not_block_the_next_push_of_its_path(pair, remote, team, 
     assert cli(cy, *ARGS).code == 0       # cy's deletion is committed first
     hold.go.set()
     r = finish(th, box)
-    assert r.code == 1 and f"conflict: {P}: " in r.err, r
-    assert remote.data()[P] == BOB_V      # the orphan
+    assert (r.code, r.err.splitlines()[0]) == (1, f"conflict: {P}: {RACED}"), r
+    assert bob.read(P) == BOB_V
+    keys = remote.keys()
+    assert P not in keys
+    assert keys[f".s3sync/trash/{P}/{sha(BOB_V)}"] == BOB_V
+    assert keys[f".s3sync/trash/{P}/{sha(V0)}"] == V0
+    with remote.open() as store:
+        assert audit_remote(store)[1] == []
 
     assert cli(ann, "pull", "--max-delete=100%").code == 0
     ann.write(P, ANN_V)                   # ann makes P anew
     r = cli(ann, *ARGS)
     assert r.code == 0, r.err
     assert remote.data()[P] == ANN_V
-    assert remote.keys()[f".s3sync/trash/{P}/{sha(BOB_V)}"] == BOB_V
+
+
+def test_an_upload_left_by_a_dead_push_is_named_and_fsck_repair_clears_it(pair, remote, team):
+    """A push that died after uploading never comes back: the path is blocked,
+    the message says why and what to do, and fsck --repair unblocks it."""
+    ann, bob = pair
+    bob.write(P, BOB_V)
+    assert cli(bob, "upload", P).code == 0   # staged at its key, never committed
+    (ann.data / P).unlink()
+    assert cli(ann, *ARGS).code == 0         # P deleted; its object is bob's upload
+    ann.write(P, ANN_V)
+    r = cli(ann, *ARGS)
+    assert (r.code, r.err.splitlines()[0]) == (1, f"conflict: {P}: {UNCOMMITTED}"), r
+    assert remote.data()[P] == BOB_V
+
+    r = cli(ann, "fsck", "--repair")
+    assert r.code == 0, r.err
+    r = cli(ann, *ARGS)
+    assert r.code == 0, r.err
+    keys = remote.keys()
+    assert keys[P] == ANN_V
+    assert keys[f".s3sync/trash/{P}/{sha(BOB_V)}"] == BOB_V
+    assert keys[f".s3sync/trash/{P}/{sha(V0)}"] == V0
+    assert bob.read(P) == BOB_V
 
 
 def test_a_pull_during_a_teammates_push_gets_the_committed_version(pair, remote, monkeypatch):

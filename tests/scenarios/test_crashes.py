@@ -37,40 +37,6 @@ EDITS = {"f0.csv": b"id,v\n0,ann\n", "f1.csv": b"id,v\n1,ann\n",
 DELETES = ("f2.csv", "f3.csv")
 UPLOADS = sorted(EDITS)
 
-# (point, k) -> {remote kind: why the case fails today}
-BUG_ORPHAN_RESENT = (
-    "BUG: libsync/transfer.py upload(): a new file whose upload reached the remote but "
-    "was not recorded before the crash is sent again in full: PUT If-None-Match carries "
-    "the whole body before the 412, then HEAD and adoption. Record the intent (path, "
-    "sha256) in the state before each upload, and on the next run HEAD those paths first "
-    "(adopt what matches) instead of PUTting blind")
-BUG_TRASH_OVERWRITTEN = (
-    "BUG (servers that ignore CopySourceIfMatch, such as moto; init does not probe it): "
-    "libsync/transfer.py upload() re-copies the remote version to trash/<path>/<sha256 "
-    "in base> before replacing it, but the object is already this workspace's unrecorded "
-    "upload: the copy takes the new bytes, overwriting the good trash copy (the replaced "
-    "version is lost) and the file is sent again. Never overwrite a trash key (named by "
-    "content: if it exists it holds that version): HEAD it first or copy If-None-Match, "
-    "and check the copy's ETag equals the CopySourceIfMatch etag")
-BUG_AFTER_COMMIT = (
-    "BUG: libsync/ops.py commit(): a push killed after journal.write_commit: the next "
-    "sync only RECORDs its paths, so the committed deletions are never moved to the "
-    "trash (they stay at their natural keys as orphans), and the pending rows stay, so "
-    "the next push reports each as a spurious 'conflict: ... changed here, changed on "
-    "the remote meanwhile' (exit 1). On fetch, drop pending rows the manifest already "
-    "holds and finish their trash moves")
-BUG_HALF_TRASH = (
-    "BUG: libsync/ops.py commit(): trash moves that a killed push had not finished are "
-    "never resumed: the deleted objects stay at their natural keys, not in the trash. "
-    "Keep the moves to do in the state (written with the commit's bookkeeping, dropped "
-    "as each is done) and finish them at the start of the next run")
-KNOWN = {
-    ("upload-orphan", 1): {"moto": BUG_TRASH_OVERWRITTEN},
-    ("upload-orphan", 3): {"folder": BUG_ORPHAN_RESENT, "moto": BUG_ORPHAN_RESENT},
-}
-
-
-
 def crash(teammate, point: str, k: int, verb: str, log: Path) -> int:
     """Run ``verb`` in a child process that dies at ``point``; its exit status."""
     env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{HERE}", S3SYNC_USER=teammate.name,
@@ -178,11 +144,7 @@ PUSH_POINTS = [
 
 @pytest.mark.parametrize(("point", "k"), PUSH_POINTS,
                          ids=[f"{p}-{k}" for p, k in PUSH_POINTS])
-def test_push_killed_then_sync_finishes_it(point, k, team, remote, tmp_path, request,
-                                           count_transfers):
-    bug = KNOWN.get((point, k), {}).get(remote.kind)
-    if bug:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=bug))
+def test_push_killed_then_sync_finishes_it(point, k, team, remote, tmp_path, count_transfers):
     ann, bob = team("ann"), team("bob")
     seed(remote, ann, bob)
     edit(ann)
@@ -218,9 +180,6 @@ def test_push_killed_then_sync_finishes_it(point, k, team, remote, tmp_path, req
 
 
 PULL_POINTS = [("download", 2), ("download-renamed", 2)]
-BUG_TMP_LITTER = (
-    "BUG: libsync/transfer.py _download(): a pull killed before its rename leaves "
-    "'download-*' temporary files in Data/.s3sync/tmp that no later run removes")
 
 
 @pytest.mark.parametrize(("point", "k"), PULL_POINTS,
