@@ -6,7 +6,7 @@ import os
 import time as _time
 from dataclasses import dataclass
 
-from libsync import journal, layout, transfer
+from libsync import journal, layout, ops, transfer
 from libsync.errors import ConfigError, PreconditionFailed, RemoteError, UnsupportedRemoteError
 from libsync.manifest import Entry, Manifest, check_path
 from libsync.remotes.base import Remote
@@ -62,12 +62,12 @@ def init(root: str, config: Config, *, adopt: bool = False, author: str = "") ->
             created = journal.init_remote(remote)
             if existing_keys:
                 adopted, skipped = _adopt(remote, existing_keys, author or ws.author())
-    os.makedirs(ws.data_dir, exist_ok=True)
+        os.makedirs(ws.data_dir, exist_ok=True)
+        with ws.open_state() as state:
+            ops.learn_server(state, remote)  # now, so that no later push pays for it
     if not os.path.exists(path):
         with open(path, "w", encoding="utf-8") as f:
             f.write(config.to_json())
-    with ws.open_state():
-        pass
     return InitResult(config, created, adopted, skipped)
 
 

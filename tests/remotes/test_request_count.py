@@ -4,6 +4,8 @@ Counted at the wire with botocore's `before-send` event on the very client
 the remote uses, against the moto server over HTTP.
 """
 
+import hashlib
+
 import pytest
 
 from libsync import ops
@@ -53,3 +55,36 @@ def test_fetch_after_one_push_reads_only_the_new_commit(team):
         assert result.manifest.generation == 2
         assert [c.generation for c in result.commits] == [2]
         assert len(sent) == 2, sent  # one LIST, one GET of journal/000000000002
+
+
+def test_a_changed_file_costs_its_upload_and_three_requests(team, monkeypatch):
+    """The copy probe ran at init, so a push pays only for its own work.
+
+    moto ignores copy conditions, so the trash copy goes through the client
+    there (a GET If-Match and a PUT If-None-Match in place of one COPY).
+    """
+    ann = team("ann")
+    for i in range(30):
+        ann.write(f"f/{i:03d}.csv", f"{i}\n")
+    ann.ok("push")
+    sent = []
+    real = Workspace.open_remote
+
+    def open_remote(self, **kw):
+        remote = real(self, **kw)
+        remote.client.meta.events.register(
+            "before-send.s3", lambda request, **_: sent.append(
+                (request.method, request.url.split("/", 4)[-1].split("?")[0])))
+        return remote
+
+    monkeypatch.setattr(Workspace, "open_remote", open_remote)
+    ann.write("f/007.csv", "changed\n")
+    r = ann.run("push")
+    assert r.code == 0, r.err
+    steps = [(m, k.split("/", 2)[-1]) for m, k in sent]
+    assert not [k for _, k in steps if "probe" in k], steps
+    assert [m for m, _ in steps] == ["GET", "GET", "PUT", "PUT", "PUT"], steps
+    old = hashlib.sha256(b"7\n").hexdigest()
+    assert steps[1:4] == [("GET", "f/007.csv"), ("PUT", f".s3sync/trash/f/007.csv/{old}"),
+                          ("PUT", "f/007.csv")], steps
+    assert steps[4][1].startswith(".s3sync/journal/")
