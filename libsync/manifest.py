@@ -8,7 +8,6 @@ deterministic (sorted keys, no spaces) so equal states give equal bytes.
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import json
 import re
@@ -68,7 +67,7 @@ class Entry:
     deleted = False
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return dict(vars(self))  # every field is a scalar: no deep copy needed
 
 
 @dataclass(frozen=True)
@@ -85,7 +84,7 @@ class Tombstone:
     deleted = True
 
     def to_dict(self) -> dict:
-        return {**dataclasses.asdict(self), "deleted": True}
+        return {**vars(self), "deleted": True}
 
 
 Record = Entry | Tombstone

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from .errors import FormatError, LockedError
-from .manifest import STATE_DIR, Entry, Manifest, Record, Tombstone, dumps, record_from_dict
+from .manifest import STATE_DIR, Entry, Manifest, Record, Tombstone, dumps
 
 SCHEMA_VERSION = 1
 
@@ -51,6 +51,13 @@ class CachedStat:
     inode: int
     sha256: str
     checked_ns: int
+
+
+def _decode(text: str) -> Record:
+    """A record this database holds: checked (record_from_dict) before it was
+    written, so not checked again; 100,000 checks would double a no-op."""
+    d = json.loads(text)
+    return Tombstone(**d) if d.pop("deleted", False) else Entry(**d)
 
 
 def state_dir(data_dir: str) -> str:
@@ -126,12 +133,10 @@ class State:
 
     # -- records: base, remote cache, pending uploads -------------------
     def _records(self, table: str) -> dict[str, Record]:
-        # Rows were checked (record_from_dict) before they were written here;
-        # re-checking 100,000 of them on every run would double a no-op.
         out: dict[str, Record] = {}
         for (text,) in self.db.execute(f"SELECT record FROM {table}"):  # noqa: S608
-            d = json.loads(text)
-            out[d["path"]] = Tombstone(**d) if d.pop("deleted", False) else Entry(**d)
+            rec = _decode(text)
+            out[rec.path] = rec
         return out
 
     def _put_records(self, db, table: str, records: Iterable[Record]) -> None:
@@ -173,9 +178,12 @@ class State:
         rows = self.db.execute("SELECT record, based_on FROM pending")
         out = {}
         for record, based_on in rows:
-            rec = record_from_dict(json.loads(record))
+            rec = _decode(record)
             out[rec.path] = (rec, based_on)
         return out
+
+    def has_pending(self) -> bool:
+        return self.db.execute("SELECT 1 FROM pending LIMIT 1").fetchone() is not None
 
     def add_pending(self, record: Record, based_on: str | None) -> None:
         with self.transaction() as db:
@@ -215,7 +223,7 @@ class State:
     def trash_todo(self) -> list[tuple[Record, str]]:
         """Committed deletions whose move to the trash is not known to be done."""
         rows = self.db.execute("SELECT record, etag FROM trash_todo ORDER BY path")
-        return [(record_from_dict(json.loads(r)), etag) for r, etag in rows]
+        return [(_decode(r), etag) for r, etag in rows]
 
     def trash_done(self, path: str) -> None:
         self.db.execute("DELETE FROM trash_todo WHERE path=?", (path,))

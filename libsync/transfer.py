@@ -37,7 +37,9 @@ def local_path(data_dir: str, path: str) -> str:
     link planted in the data folder could otherwise redirect a download.
     """
     check_path(path)
-    root = os.path.realpath(data_dir)
+    # The data folder itself may be a link (the user's choice); only what is
+    # below it is checked, so abspath (no system calls) is root enough.
+    root = os.path.abspath(data_dir)
     target = os.path.join(root, *path.split("/"))
     parent = os.path.dirname(target)
     while parent != root:
@@ -217,7 +219,7 @@ def delete_local(data_dir: str, path: str, expected: LocalFile) -> None:
     target = local_path(data_dir, path)
     _check_unchanged(target, expected, path)
     os.unlink(target)
-    root = os.path.realpath(data_dir)
+    root = os.path.abspath(data_dir)
     parent = os.path.dirname(target)
     while parent != root:
         try:

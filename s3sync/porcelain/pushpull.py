@@ -312,7 +312,7 @@ def _commit(state, remote, *, author, time, message, conflicts, plan):
             break
         if attempt:
             _time.sleep(random.uniform(0, min(1.0, 0.05 * 2 ** attempt)))
-        if not state.pending():
+        if not state.has_pending():
             return None
         try:
             return ops.commit(state, remote, author=author, time=time, message=message,
