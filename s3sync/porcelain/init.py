@@ -7,7 +7,13 @@ import time as _time
 from dataclasses import dataclass
 
 from libsync import journal, layout, ops, transfer
-from libsync.errors import ConfigError, PreconditionFailed, RemoteError, UnsupportedRemoteError
+from libsync.errors import (
+    AccessDeniedError,
+    ConfigError,
+    PreconditionFailed,
+    RemoteError,
+    UnsupportedRemoteError,
+)
 from libsync.manifest import Entry, Manifest, check_path
 from libsync.remotes.base import Remote
 from libsync.workspace import CONFIG_FILE, Config, Workspace, parse_config
@@ -64,7 +70,10 @@ def init(root: str, config: Config, *, adopt: bool = False, author: str = "") ->
                 adopted, skipped = _adopt(remote, existing_keys, author or ws.author())
         os.makedirs(ws.data_dir, exist_ok=True)
         with ws.open_state() as state:
-            ops.learn_server(state, remote)  # now, so that no later push pays for it
+            try:
+                ops.learn_server(state, remote)  # now, so that no later push pays for it
+            except AccessDeniedError:
+                pass  # a teammate who may only read copies nothing; a push asks again
     if not os.path.exists(path):
         with open(path, "w", encoding="utf-8") as f:
             f.write(config.to_json())

@@ -312,3 +312,17 @@ def test_read_only_credentials_cannot_push_and_say_so(team, proxy, direct):
     lines = [ln for ln in r.err.splitlines() if ln]
     assert lines and all("access denied" in ln.lower() for ln in lines), r.err
     assert direct.keys().keys() == {".s3sync/format"}
+
+
+def test_a_read_only_teammate_attaches_and_pulls(team, proxy, direct):
+    """init's probe of copy conditions needs writes; one who may only read skips it."""
+    ann = team("ann")
+    ann.write("a.csv", "a\n")
+    ann.ok("push")
+    before = direct.keys()
+    proxy.deny(times=None, method="PUT")
+    proxy.deny(times=None, method="DELETE")
+    bob = team("bob")
+    bob.ok("pull")
+    assert bob.files() == {"a.csv": b"a\n"}
+    assert direct.keys() == before
