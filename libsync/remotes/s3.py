@@ -32,6 +32,7 @@ from ..errors import (
     ConfigError,
     IntegrityError,
     LocalChangedError,
+    LocalFileError,
     NetworkError,
     NotFoundError,
     PreconditionFailed,
@@ -269,14 +270,18 @@ class S3Remote(Remote):
     def _copy_through(self, src, dst, if_match, if_none_match):
         """A copy through this client, for a server that ignores copy conditions:
         GET If-Match and PUT If-None-Match are conditions every server keeps."""
-        with tempfile.TemporaryDirectory(prefix="s3sync-copy-") as tmp:
-            path = os.path.join(tmp, "object")
-            with open(path, "wb") as out:
-                sink = HashingWriter(out)
-                with _absent_is_changed(if_match):
-                    self.get_into(src, sink, if_match=if_match)
-            return self.put_file(dst, path, sha256=sink.hexdigest(),
-                                 if_none_match=if_none_match)
+        try:
+            with tempfile.TemporaryDirectory(prefix="s3sync-copy-") as tmp:
+                path = os.path.join(tmp, "object")
+                with open(path, "wb") as out:
+                    sink = HashingWriter(out)
+                    with _absent_is_changed(if_match):
+                        self.get_into(src, sink, if_match=if_match)
+                return self.put_file(dst, path, sha256=sink.hexdigest(),
+                                     if_none_match=if_none_match)
+        except OSError as exc:
+            raise LocalFileError(f"{src}: cannot hold a copy on its way to {dst}: "
+                                 f"{exc.strerror or exc}") from exc
 
     def delete(self, key, *, if_match=None):
         kw = {"IfMatch": if_match} if if_match else {}
