@@ -235,6 +235,8 @@ def withdraw_stale(state: State, remote: Remote) -> list[str]:
     push of the path, so it goes to the trash (the local file keeps the
     content too) and off the key, unless the manifest names it after all.
     """
+    if not state.has_pending():
+        return []  # the usual case: no need to read the cached manifest
     manifest = state.remote()
     stale = {p: rec for p, (rec, based_on) in state.pending().items()
              if manifest.sha(p) != based_on}
