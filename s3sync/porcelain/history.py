@@ -12,15 +12,32 @@ from libsync.scan import scan
 from libsync.workspace import Workspace
 
 
-def log(ws: Workspace, *, limit: int | None = None, path: str | None = None) -> list[Commit]:
+@dataclass(frozen=True)
+class Logged:
+    """A commit, and what each of its changes did: A added, M modified, D deleted."""
+
+    commit: Commit
+    kinds: tuple[str, ...]  # one a change, in the commit's order
+
+
+def log(ws: Workspace, *, limit: int | None = None, path: str | None = None) -> list[Logged]:
     """Commits newest first; with ``path``, only those that changed it."""
-    with ws.open_remote() as remote:
-        commits = journal.log(remote)
     if path is not None:
         check_path(path)
-        commits = [c for c in commits if any(r.path == path for r in c.changes)]
-    commits.reverse()
-    return commits[:limit] if limit is not None else commits
+    with ws.open_remote() as remote:
+        commits = journal.log(remote)
+    live: set[str] = set()  # replayed from the first commit, to tell A from M
+    logged = []
+    for c in commits:
+        kinds = []
+        for r in c.changes:
+            kinds.append("D" if r.deleted else "M" if r.path in live else "A")
+            (live.discard if r.deleted else live.add)(r.path)
+        logged.append(Logged(c, tuple(kinds)))
+    if path is not None:
+        logged = [x for x in logged if any(r.path == path for r in x.commit.changes)]
+    logged.reverse()
+    return logged[:limit] if limit is not None else logged
 
 
 def history(commits: list[Commit], path: str) -> list[tuple[int, Record]]:

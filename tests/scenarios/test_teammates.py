@@ -565,7 +565,7 @@ def test_log_lists_generations_newest_first(three_pushes):
     out = bob.ok("log").out
     assert re.fullmatch(
         rf"generation 3  {TIME}  ann\n    third\n    D a.csv\n    A c.csv\n"
-        rf"generation 2  {TIME}  bob\n    second\n    A b.csv\n"
+        rf"generation 2  {TIME}  bob\n    second\n    M b.csv\n"
         rf"generation 1  {TIME}  ann\n    first\n    A a.csv\n    A b.csv\n", out), out
     assert re.fullmatch(
         rf"generation 3  {TIME}  ann\n    third\n    D a.csv\n    A c.csv\n",
@@ -576,12 +576,15 @@ def test_log_lists_generations_newest_first(three_pushes):
 def test_log_of_a_path(three_pushes):
     ann, _ = three_pushes
     out = ann.ok("log", "b.csv").out
-    assert re.fullmatch(rf"generation 2  {TIME}  bob\n    second\n    A b.csv\n"
+    assert re.fullmatch(rf"generation 2  {TIME}  bob\n    second\n    M b.csv\n"
                         rf"generation 1  {TIME}  ann\n    first\n    A b.csv\n", out), out
     out = ann.ok("log", "a.csv").out
     assert re.fullmatch(rf"generation 3  {TIME}  ann\n    third\n    D a.csv\n"
                         rf"generation 1  {TIME}  ann\n    first\n    A a.csv\n", out), out
     assert ann.ok("log", "never.csv").out == ""
+    ann.write("a.csv", b"a again\n")            # deleted at 3, made anew: added again
+    ann.ok("push", "-m", "fourth")
+    assert ann.ok("log", "-n", "1", "a.csv").out.endswith("    fourth\n    A a.csv\n")
 
 
 @folder_only
