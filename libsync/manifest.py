@@ -26,6 +26,12 @@ STATE_DIR = ".s3sync"
 
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+# The common case in one match: printable ASCII segments, none empty, "." or
+# "..", no drive, not under .s3sync/. Anything else takes the checks below,
+# which also say what is wrong.
+_SEGMENT = r"(?!\.\.?(?:/|\Z))[ -.0-\[\]-~]+"
+_SAFE_ASCII = re.compile(rf"(?![A-Za-z]:)(?!\.[sS]3[sS][yY][nN][cC](?:/|\Z)){_SEGMENT}"
+                         rf"(?:/{_SEGMENT})*")
 
 
 def check_path(path: str) -> str:
@@ -35,6 +41,8 @@ def check_path(path: str) -> str:
     here before it touches the disk, so a hostile remote cannot make s3sync
     write outside the data folder or into its own state.
     """
+    if type(path) is str and _SAFE_ASCII.fullmatch(path):
+        return path
     if not isinstance(path, str) or not path:
         raise UnsafePathError(f"unsafe path {path!r}: empty or not text")
     if _CONTROL.search(path):
