@@ -17,7 +17,7 @@ import shutil
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import FormatError, LockedError
 from .manifest import STATE_DIR, Entry, Manifest, Record, Tombstone, dumps, record_from_dict
@@ -39,9 +39,11 @@ CREATE TABLE IF NOT EXISTS stat_cache (
 """
 
 
-@dataclass(frozen=True)
-class CachedStat:
-    """What a file's stat was when it was last hashed, and when that was."""
+class CachedStat(NamedTuple):
+    """What a file's stat was when it was last hashed, and when that was.
+
+    A tuple, read straight from SQLite: a scan loads one per file.
+    """
 
     path: str
     size: int
@@ -207,12 +209,20 @@ class State:
 
     # -- the stat cache -----------------------------------------------------
     def stat_cache(self) -> dict[str, CachedStat]:
-        rows = self.db.execute("SELECT * FROM stat_cache")
-        return {r[0]: CachedStat(*r) for r in rows}
+        return {p: CachedStat._make(r) for p, r in self.stat_rows().items()}
 
-    def update_stat_cache(self, rows: Iterable[CachedStat], *, drop: Iterable[str] = ()) -> None:
+    def stat_rows(self) -> dict[str, tuple]:
+        """The stat cache as plain tuples in CachedStat's field order.
+
+        What the scan reads on every run: a tuple per row costs a fifth of
+        a named one, and one ``fetchall`` is the fastest way out of SQLite.
+        """
+        rows = self.db.execute("SELECT path, size, mtime_ns, ctime_ns, inode, sha256, "
+                               "checked_ns FROM stat_cache").fetchall()
+        return {r[0]: r for r in rows}
+
+    def update_stat_cache(self, rows: Iterable[tuple], *, drop: Iterable[str] = ()) -> None:
+        """Store rows in CachedStat's field order (CachedStat or plain tuples)."""
         with self.transaction() as db:
-            db.executemany("INSERT OR REPLACE INTO stat_cache VALUES (?,?,?,?,?,?,?)",
-                           ((r.path, r.size, r.mtime_ns, r.ctime_ns, r.inode, r.sha256,
-                             r.checked_ns) for r in rows))
+            db.executemany("INSERT OR REPLACE INTO stat_cache VALUES (?,?,?,?,?,?,?)", rows)
             db.executemany("DELETE FROM stat_cache WHERE path=?", ((p,) for p in drop))
