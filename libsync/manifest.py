@@ -61,7 +61,7 @@ def check_path(path: str) -> str:
     return path
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     """A file as one push left it on the remote."""
 
@@ -79,7 +79,7 @@ class Entry:
         return dataclasses.asdict(self)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Tombstone:
     """A deleted file: who deleted it, what it held, and where that went."""
 
@@ -175,8 +175,15 @@ class Manifest:
     # new one after the remote was reset. None when not known.
     head_etag: str | None = field(default=None, compare=False)
 
-    def entries(self) -> dict[str, Entry]:
-        """The live files, without tombstones."""
+    def entries(self) -> Mapping[str, Entry]:
+        """The live files, without tombstones.
+
+        Records read lazily from the local state (``storedview``) answer
+        this without decoding every record.
+        """
+        live = getattr(self.records, "live", None)
+        if live is not None:
+            return live()
         return {p: r for p, r in self.records.items() if not r.deleted}
 
     def sha(self, path: str) -> str | None:
