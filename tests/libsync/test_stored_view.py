@@ -113,3 +113,4 @@ def test_compare_reads_the_sha_of_a_row_whatever_its_names_hold(state):
     state.set_base([tricky])
     state.save_remote(Manifest(1, {tricky.path: tricky}))
     assert state.compare().agreed == {tricky.path: sha("T")}
+    assert list(state.remote_view().entries()) == [tricky.path]
