@@ -10,7 +10,7 @@ each view read it all (``freeze``), so a view stays the snapshot it was.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import ItemsView, Iterator, Mapping, ValuesView
 from typing import TYPE_CHECKING
 
 from .manifest import Entry, Record
@@ -84,3 +84,12 @@ class _Live(Mapping[str, Entry]):
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
+
+    # Every record is wanted: one bulk decode beats a query per path.
+    def items(self) -> ItemsView[str, Entry]:
+        self._view.freeze()
+        return self._view.live().items()
+
+    def values(self) -> ValuesView[Entry]:
+        self._view.freeze()
+        return self._view.live().values()

@@ -34,14 +34,19 @@ def scanned(files: dict[str, str], **kw) -> ScanResult:
 
 def test_view_reads_rows_on_demand_and_counts_live_paths(state):
     state.save_remote(Manifest(4, {"a.txt": entry("a.txt", "A"), "b.txt": tombstone("b.txt"),
-                                   "c/d.txt": entry("c/d.txt", "D")}), )
-    state.save_remote(Manifest(4, {}), changed=[])  # meta only
+                                   "c/d.txt": entry("c/d.txt", "D")}))
     view = state.remote_view()
     assert (view.generation, isinstance(view.records, StoredRecords)) == (4, True)
     assert view.records["a.txt"] == entry("a.txt", "A") and view.records.unread
     assert view.sha("b.txt") is None and view.records.get("nope") is None
     assert len(view.records) == 3 and view.records.unread
     assert sorted(view.entries()) == ["a.txt", "c/d.txt"] and view.records.unread
+    assert len(view.entries()) == 2 and view.entries()["a.txt"] == entry("a.txt", "A")
+    assert "b.txt" not in view.entries() and view.records.unread
+    assert dict(view.entries().items()) == {"a.txt": entry("a.txt", "A"),
+                                            "c/d.txt": entry("c/d.txt", "D")}
+    assert not view.records.unread                    # items() decoded them in one go
+    view = state.remote_view()
     assert view == state.remote()                     # iterating decodes it all
     assert not view.records.unread
 
