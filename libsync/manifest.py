@@ -61,7 +61,7 @@ def check_path(path: str) -> str:
     return path
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Entry:
     """A file as one push left it on the remote."""
 
@@ -79,7 +79,7 @@ class Entry:
         return dataclasses.asdict(self)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Tombstone:
     """A deleted file: who deleted it, what it held, and where that went."""
 
