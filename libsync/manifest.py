@@ -25,6 +25,12 @@ STATE_DIR = ".s3sync"
 
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+# The common case in one match: printable ASCII segments, none empty, "." or
+# "..", no drive, not under .s3sync/. Anything else takes the checks below,
+# which also say what is wrong.
+_SEGMENT = r"(?!\.\.?(?:/|\Z))[ -.0-\[\]-~]+"
+_SAFE_ASCII = re.compile(rf"(?![A-Za-z]:)(?!\.[sS]3[sS][yY][nN][cC](?:/|\Z)){_SEGMENT}"
+                         rf"(?:/{_SEGMENT})*")
 
 
 def check_path(path: str) -> str:
@@ -34,6 +40,8 @@ def check_path(path: str) -> str:
     here before it touches the disk, so a hostile remote cannot make s3sync
     write outside the data folder or into its own state.
     """
+    if type(path) is str and _SAFE_ASCII.fullmatch(path):
+        return path
     if not isinstance(path, str) or not path:
         raise UnsafePathError(f"unsafe path {path!r}: empty or not text")
     if _CONTROL.search(path):
@@ -166,8 +174,15 @@ class Manifest:
     # new one after the remote was reset. None when not known.
     head_etag: str | None = field(default=None, compare=False)
 
-    def entries(self) -> dict[str, Entry]:
-        """The live files, without tombstones."""
+    def entries(self) -> Mapping[str, Entry]:
+        """The live files, without tombstones.
+
+        Records read lazily from the local state (``storedview``) answer
+        this without decoding every record.
+        """
+        live = getattr(self.records, "live", None)
+        if live is not None:
+            return live()
         return {p: r for p, r in self.records.items() if not r.deleted}
 
     def sha(self, path: str) -> str | None:

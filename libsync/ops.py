@@ -29,6 +29,7 @@ from .manifest import Commit, Entry, Manifest, Record, Tombstone, check_path
 from .remotes.base import Remote
 from .scan import LocalFile, ScanResult
 from .state import State
+from .storedview import StoredRecords
 
 OnDone = Callable[[str, "str | None"], None]
 """Called with a path and None when it finished, or the error message."""
@@ -64,7 +65,7 @@ class CommitResult:
 def fetch(state: State, remote: Remote, *, jobs: int = 8,
           on_warning: Callable[[str], None] | None = None) -> FetchResult:
     """Bring the cached remote manifest up to date: one LIST when nothing changed."""
-    known = state.remote()
+    known = state.remote_view()  # records are read only if new commits apply to them
     manifest, commits = journal.fetch_manifest(remote, known, jobs=jobs, on_warning=on_warning)
     if manifest.generation != known.generation:
         changed = None
@@ -128,16 +129,34 @@ def plan(state: State, scanned: ScanResult, paths: Iterable[str] | None = None,
     """Reconcile the scan against the base and the remote manifest.
 
     ``remote`` defaults to the cached one; a dry run passes a freshly read
-    manifest it did not store.
+    manifest it did not store. With the cached one, paths on which base and
+    remote agree are compared by sha256 alone, and records are decoded
+    only for the paths that may need an action.
     """
     local = {p: f.sha256 for p, f in scanned.files.items()}
-    remote = remote if remote is not None else state.remote()
-    base = state.base()
+    remote = remote if remote is not None else state.remote_view()
+    among = None
+    if _unread_view(state, remote):
+        agreed, base, theirs = state.compare()
+        among = diff.unsettled(local, agreed, base, theirs)
+        both = state.records("base", [p for p in among if p in agreed])
+        base.update(both)
+        theirs.update(both)  # the same row on both sides
+        candidates: Iterable[str] = (p for p in among if p in base or p in theirs)
+    else:
+        base, theirs = state.base(), remote.records
+        candidates = set(base) | set(theirs)
     # Ignored paths are left alone on both sides: ignoring a synced file
     # neither deletes it remotely nor brings it down again.
-    ignored = [p for p in set(base) | set(remote.records) if scanned.ignored(p)]
-    return diff.reconcile(local, base, remote.records,
-                          skipped=[*scanned.skipped, *ignored], paths=paths)
+    ignored = [p for p in candidates if scanned.ignored(p)] if scanned.has_rules else []
+    return diff.reconcile(local, base, theirs, skipped=[*scanned.skipped, *ignored],
+                          paths=paths, among=among)
+
+
+def _unread_view(state: State, manifest: Manifest) -> bool:
+    """Whether the manifest's records are this state's remote table, not yet decoded."""
+    records = manifest.records
+    return isinstance(records, StoredRecords) and records.owned_by(state) and records.unread
 
 
 def unreachable(state: State, scanned: ScanResult, remote: Manifest
@@ -149,9 +168,12 @@ def unreachable(state: State, scanned: ScanResult, remote: Manifest
     """
     if not scanned.skipped:
         return []
-    base = state.base()
+    if _unread_view(state, remote):
+        _, base, theirs = state.compare()  # where base and remote agree nothing changed
+    else:
+        base, theirs = state.base(), remote.records
     out = []
-    for path, rec in sorted(remote.records.items()):
+    for path, rec in sorted(theirs.items()):
         folder = next((s for s in scanned.skipped if path == s or path.startswith(s + "/")),
                       None)
         if folder is None or scanned.ignored(path):

@@ -14,9 +14,12 @@ import os
 import stat
 import time
 import unicodedata
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
+from typing import NamedTuple
 
 import pathspec
 
@@ -32,8 +35,16 @@ PERSONAL_IGNORE = os.path.join(STATE_DIR, "ignore")
 RACY_WINDOW_NS = 2_000_000_000
 
 
-@dataclass(frozen=True)
-class LocalFile:
+# Files smaller than this are hashed on the walking thread: for a few KiB a
+# thread pool costs more per file than sha256 itself, and hashlib keeps the
+# GIL for small buffers anyway. Larger files go to the pool.
+INLINE_MAX = 1 << 20
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+
+
+class LocalFile(NamedTuple):
+    """A regular file as the scan saw it: a tuple, since a scan makes one per file."""
+
     path: str
     size: int
     mtime_ns: int
@@ -51,8 +62,18 @@ class ScanResult:
     # The ignore rules in force: ignored paths are left alone on both sides.
     rules: pathspec.PathSpec | None = None
 
+    @cached_property
+    def has_rules(self) -> bool:
+        """Whether any ignore pattern is in force (else nothing needs matching)."""
+        return has_patterns(self.rules)
+
     def ignored(self, path: str) -> bool:
-        return self.rules is not None and self.rules.match_file(path)
+        return self.has_rules and self.rules.match_file(path)
+
+
+def has_patterns(rules: pathspec.PathSpec | None) -> bool:
+    """False when the rules hold no pattern at all (only blanks and comments)."""
+    return rules is not None and any(p.include is not None for p in rules.patterns)
 
 
 def ignore_rules(data_dir: str, extra: Iterable[str] = ()) -> pathspec.PathSpec:
@@ -77,51 +98,75 @@ def is_clean(cached: CachedStat | None, st: os.stat_result) -> bool:
             and st.st_mtime_ns < cached.checked_ns - RACY_WINDOW_NS)
 
 
-def hash_file(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+def _hash(fs_path: str, st: os.stat_result, now_ns: Callable[[], int]
+          ) -> tuple[str | None, int, str | None]:
+    """(sha256, when, None) for the file the walk stat-ed, or (None, when, problem).
+
+    One open descriptor serves the read and the second stat (``fstat``), so
+    a small file costs one open, one read and one fstat. A file that changed
+    while it was read is a problem, not a hash.
+    """
+    checked = now_ns()
+    try:
+        fd = os.open(fs_path, _OPEN_FLAGS)
+    except OSError as exc:
+        return None, checked, f"cannot read: {exc.strerror}"
+    try:
+        size = st.st_size
+        if size < INLINE_MAX:
+            data = os.read(fd, size + 1)  # one byte more than expected tells growth
+            h = hashlib.sha256(data)
+            if len(data) != size:  # a short read, or the file changed: read to the end
+                while chunk := os.read(fd, INLINE_MAX):
+                    h.update(chunk)
+        else:
+            with open(fd, "rb", closefd=False) as f:
+                h = hashlib.file_digest(f, "sha256")
+        after = os.fstat(fd)
+    except OSError as exc:
+        return None, checked, f"cannot read: {exc.strerror}"
+    finally:
+        os.close(fd)
+    if after.st_size != size or after.st_mtime_ns != st.st_mtime_ns:
+        return None, checked, "changed while it was read; skipped this time"
+    return h.hexdigest(), checked, None
 
 
-def walk(data_dir: str, rules: pathspec.PathSpec, on_warning: Callable[[str, str], None]
-         ) -> Iterable[tuple[str, str, os.stat_result]]:
-    """Yield (path, file system path, stat) of every regular file not ignored."""
-    stack = [("", data_dir)]
-    while stack:
-        prefix, folder = stack.pop()
-        try:
-            entries = list(os.scandir(folder))
-        except OSError as exc:
-            on_warning(prefix.rstrip("/") or ".", f"cannot read folder: {exc.strerror}")
-            continue
-        for entry in entries:
-            rel = prefix + entry.name
-            if rel == STATE_DIR:
-                continue
-            try:
-                if entry.is_symlink():
-                    on_warning(rel, "symbolic link skipped")
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    if not rules.match_file(rel + "/"):
-                        stack.append((rel + "/", entry.path))
-                    continue
-                st = entry.stat(follow_symlinks=False)
-            except OSError as exc:
-                on_warning(rel, f"cannot stat: {exc.strerror}")
-                continue
-            if not stat.S_ISREG(st.st_mode):
-                on_warning(rel, "special file skipped")
-                continue
-            if rules.match_file(rel):
-                continue
-            yield rel, entry.path, st
+def _listing(folder: str, rel: str, on_warning: Callable[[str, str], None]
+             ) -> Iterator[os.DirEntry] | None:
+    """A folder's entries in the order of their paths, so the walk yields sorted paths.
+
+    A folder sorts as its name plus "/": ``a.txt`` comes before ``a/b``.
+    """
+    try:
+        with os.scandir(folder) as it:
+            entries = list(it)
+    except OSError as exc:
+        on_warning(rel or ".", f"cannot read folder: {exc.strerror}")
+        return None
+    entries.sort(key=_order)
+    return iter(entries)
+
+
+def _order(entry: os.DirEntry) -> str:
+    try:
+        return entry.name + "/" if entry.is_dir(follow_symlinks=False) else entry.name
+    except OSError:
+        return entry.name
 
 
 def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
          now_ns: Callable[[], int] = time.time_ns, jobs: int = 4,
          progress: Callable[[int], None] | None = None,
          on_warning: Callable[[str], None] | None = None) -> ScanResult:
-    """Every file of the data folder with its sha256, using the stat cache."""
+    """Every file of the data folder with its sha256, using the stat cache.
+
+    This loop is the cost of every status and sync, so it is one flat loop:
+    a path found in the stat cache was checked (safe, NFC) when it was
+    stored there, ignore rules are matched only when there are some, small
+    files are hashed inline and large ones in a pool with a bounded number
+    in flight.
+    """
     warnings: list[str] = []
     skipped: set[str] = set()
 
@@ -133,59 +178,124 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
             on_warning(msg)
 
     rules = ignore_rules(data_dir, ignore)
-    cache = state.stat_cache()
-    files: dict[str, LocalFile] = {}
-    to_hash: list[tuple[str, str, os.stat_result]] = []
+    active = has_patterns(rules)
+    match = rules.match_file
+    cache = state.stat_rows()
+    hits = 0  # paths found in the cache: if all are, none left the folder
+    # Insertion order is path order; a large file holds its place (None)
+    # until the pool has hashed it.
+    files: dict[str, LocalFile | None] = {}
+    fresh: dict[str, tuple] = {}  # new stat cache rows, in CachedStat's field order
     seen: dict[str, str] = {}
-    for rel, fs_path, st in walk(data_dir, rules, warn):
-        path = unicodedata.normalize("NFC", rel)
-        try:
-            check_path(path)
-        except UnsafePathError as exc:
-            warn(rel, f"skipped, {exc}")
-            continue
-        if path in seen:
-            warn(rel, f"skipped, as is {seen[path]!r}: their names differ only in "
-                      "Unicode form")
-            files.pop(path, None)
-            to_hash = [t for t in to_hash if t[0] != path]
-            continue
-        seen[path] = rel
-        cached = cache.get(path)
-        if is_clean(cached, st):
-            files[path] = LocalFile(path, st.st_size, st.st_mtime_ns, cached.sha256)
-            if progress:
-                progress(1)
-        else:
-            to_hash.append((path, fs_path, st))
+    resort = False  # a name changed by NFC may sort elsewhere
+    is_reg = stat.S_ISREG
+    new_file = tuple.__new__  # LocalFile(...) without its Python-level __new__
+    hash_now = _hash
+    window = RACY_WINDOW_NS
+    pool: ThreadPoolExecutor | None = None
+    inflight: deque[tuple[str, os.stat_result, Future]] = deque()
+    limit = 2 * max(1, jobs)
 
-    fresh: list[CachedStat] = []
+    def done(path: str, st: os.stat_result, hashed: tuple) -> None:
+        sha, checked, problem = hashed
+        if path not in files:
+            return  # dropped meanwhile: its name collided with another
+        if problem:
+            del files[path]
+            warn(path, problem)
+            return
+        size, mtime = st.st_size, st.st_mtime_ns
+        fresh[path] = (path, size, mtime, st.st_ctime_ns, st.st_ino, sha, checked)
+        files[path] = new_file(LocalFile, (path, size, mtime, sha))
+        if progress:
+            progress(1)
 
-    def hash_one(item):
-        path, fs_path, st = item
-        checked = now_ns()
-        try:
-            sha = hash_file(fs_path)
-            after = os.stat(fs_path, follow_symlinks=False)
-        except OSError as exc:
-            return path, None, f"cannot read: {exc.strerror}"
-        if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
-            return path, None, "changed while it was read; skipped this time"
-        return path, CachedStat(path, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
-                                st.st_ino, sha, checked), None
+    stack: list[tuple[str, Iterator[os.DirEntry]]] = []
+    top = _listing(data_dir, "", warn)
+    if top is not None:
+        stack.append(("", top))
+    try:
+        while stack:
+            prefix, entries = stack[-1]
+            for entry in entries:
+                rel = prefix + entry.name
+                if rel == STATE_DIR:
+                    continue
+                try:
+                    if entry.is_symlink():
+                        warn(rel, "symbolic link skipped")
+                        continue
+                    if entry.is_dir(follow_symlinks=False):
+                        if active and match(rel + "/"):
+                            continue
+                        sub = _listing(entry.path, rel, warn)
+                        if sub is None:
+                            continue
+                        stack.append((rel + "/", sub))
+                        break
+                    st = entry.stat(follow_symlinks=False)
+                except OSError as exc:
+                    warn(rel, f"cannot stat: {exc.strerror}")
+                    continue
+                if not is_reg(st.st_mode):
+                    warn(rel, "special file skipped")
+                    continue
+                if active and match(rel):
+                    continue
+                cached = cache.get(rel)
+                path = rel
+                if cached is None:
+                    if not rel.isascii():
+                        path = unicodedata.normalize("NFC", rel)
+                        if path != rel:
+                            resort = True
+                            cached = cache.get(path)
+                    try:
+                        check_path(path)
+                    except UnsafePathError as exc:
+                        warn(rel, f"skipped, {exc}")
+                        continue
+                if path in seen:
+                    warn(rel, f"skipped, as is {seen[path]!r}: their names differ only in "
+                              "Unicode form")
+                    files.pop(path, None)
+                    fresh.pop(path, None)
+                    continue
+                seen[path] = rel
+                if cached is not None:
+                    hits += 1
+                    _, size, mtime, ctime, inode, sha, checked = cached
+                    m = st.st_mtime_ns
+                    if (m == mtime and st.st_size == size and st.st_ctime_ns == ctime
+                            and st.st_ino == inode and m < checked - window):
+                        files[path] = new_file(LocalFile, (path, size, mtime, sha))
+                        if progress:
+                            progress(1)
+                        continue
+                if st.st_size < INLINE_MAX:
+                    files[path] = None
+                    done(path, st, hash_now(entry.path, st, now_ns))
+                    continue
+                files[path] = None
+                if pool is None:
+                    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+                inflight.append((path, st, pool.submit(_hash, entry.path, st, now_ns)))
+                while len(inflight) >= limit:
+                    p, s, f = inflight.popleft()
+                    done(p, s, f.result())
+            else:
+                stack.pop()
+        while inflight:
+            p, s, f = inflight.popleft()
+            done(p, s, f.result())
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        for path, row, problem in pool.map(hash_one, to_hash):
-            if problem:
-                warn(path, problem)
-                continue
-            fresh.append(row)
-            files[path] = LocalFile(path, row.size, row.mtime_ns, row.sha256)
-            if progress:
-                progress(1)
-
-    gone = [p for p in cache if p not in files and p not in skipped]
+    gone = ([] if hits == len(cache)
+            else [p for p in cache if p not in files and p not in skipped])
     if fresh or gone:
-        state.update_stat_cache(fresh, drop=gone)
-    return ScanResult(dict(sorted(files.items())), tuple(warnings), len(fresh),
-                      frozenset(skipped), rules)
+        state.update_stat_cache(fresh.values(), drop=gone)
+    if resort:
+        files = dict(sorted(files.items()))
+    return ScanResult(files, tuple(warnings), len(fresh), frozenset(skipped), rules)

@@ -49,7 +49,7 @@ def run(args, ctx) -> int:
     with opened(ctx, remote=False) as (ws, state, _):
         scanned = scan(ws.data_dir, state, ignore=ws.config.ignore)
         plan = ops.plan(state, scanned, args["<path>"] or None)
-        generation = state.remote().generation
+        generation = state.remote_head()[0]
     for w in scanned.warnings:
         warn(ctx.err, w)
     if only is not None:

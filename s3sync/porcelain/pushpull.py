@@ -211,7 +211,7 @@ def _execute(ws, state, remote, plan, resolutions, scanned, *, author, now, jobs
                 name = f"{stem}-{n}{ext}"
             os.rename(src, dst)
             kept.append((path, name))
-            copy = dataclasses.replace(files.pop(path), path=name)
+            copy = files.pop(path)._replace(path=name)
             if UPLOAD in DIRECTIONS[result.direction]:
                 files[name] = copy  # a sync shares the copy at once
                 plan = [*plan, Action(UPLOAD, name, copy.sha256, None, None)]

@@ -28,7 +28,7 @@ def status(ws: Workspace, paths=None, *, fetch: bool = True) -> StatusResult:
             with ws.open_remote() as remote:
                 manifest = ops.fetch(state, remote, on_warning=warnings.append).manifest
         else:
-            manifest = state.remote()
+            manifest = state.remote_view()
         scanned = scan(ws.data_dir, state, ignore=ws.config.ignore, on_warning=warnings.append)
         # A change made alike on both sides is in step; only the base lags.
         actions = tuple(a for a in ops.plan(state, scanned, paths, remote=manifest)

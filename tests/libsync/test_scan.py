@@ -344,3 +344,28 @@ def test_rewrite_keeping_size_and_mtime_is_seen_through_ctime(data, state):
     result = run(data, state)
     assert result.hashed == 1
     assert result.files["a.txt"].sha256 == sha("new!")
+
+
+# -- order and the hashing pool --------------------------------------------------------
+
+def test_files_are_listed_in_path_order_across_folders(data, state):
+    # A folder sorts as its name plus "/": "a.txt" and "a-b/" come before "a/".
+    names = ["a/b.txt", "a.txt", "a-b/c.txt", "a0", "a/a/z", "b", "A/x", "a/ b"]
+    for rel in names:
+        write(data, rel, rel)
+    assert listed(run(data, state)) == sorted(names)
+    assert listed(run(data, state)) == sorted(names)     # from the stat cache too
+
+
+def test_large_files_are_hashed_in_the_pool_and_keep_their_place(data, state, monkeypatch):
+    from libsync import scan as scan_module
+    monkeypatch.setattr(scan_module, "INLINE_MAX", 4)
+    contents = {f"d{i % 3}/f{i:02d}.bin": "x" * i for i in range(20)}
+    for rel, content in contents.items():
+        write(data, rel, content)
+    result = run(data, state, jobs=2)
+    assert listed(result) == sorted(contents)
+    assert {p: f.sha256 for p, f in result.files.items()} == {
+        p: sha(c) for p, c in contents.items()}
+    assert result.hashed == 20
+    assert run(data, state).hashed == 0
