@@ -229,21 +229,24 @@ def upload(state: State, remote: Remote, data_dir: str, files: Sequence[LocalFil
     A finished upload stays staged (pending) until a commit names it, so a
     run that dies before committing does not send it again.
     """
-    current = state.remote()
+    # The cached remote records of these paths only: one changed file in a
+    # remote of 100,000 decodes one record, not the whole table.
+    current = state.records("remote", [f.path for f in files])
+    live = {p: r.sha256 for p, r in current.items() if not r.deleted}
     pending = state.pending()
     tried = state.sending()
     state.will_send((f.path, f.sha256) for f in files)
-    if any(current.sha(f.path) is not None for f in files):
+    if live:
         learn_server(state, remote)  # a replaced version is copied to the trash
 
     def work(f: LocalFile) -> Entry:
         mine = pending.get(f.path, (None, None))[0]
-        return transfer.upload(remote, data_dir, f, current.records.get(f.path),
+        return transfer.upload(remote, data_dir, f, current.get(f.path),
                                author=author, time=time, pending=mine,
                                maybe_sent=tried.get(f.path) == f.sha256, progress=progress)
 
     def record(entry: Entry) -> None:
-        state.add_pending(entry, current.sha(entry.path))
+        state.add_pending(entry, live.get(entry.path))
 
     return _run(files, work, jobs, record, on_done)
 
