@@ -96,11 +96,9 @@ def repair(remote: Remote, manifest: Manifest, result: FsckResult, *, author: st
             if p.kind == ORPHAN:
                 check_path(p.path)
                 info = remote.head(p.path)
-                if info is not None:
-                    if not transfer.keep_version(remote, p.path, transfer.sha_of(remote, info),
-                                                 info.etag):
-                        continue  # changed meanwhile: left for the next fsck
-                    remote.delete(p.path, if_match=info.etag)
+                if info is not None and not transfer.move_to_trash(
+                        remote, p.path, transfer.sha_of(remote, info), info.etag):
+                    continue  # changed meanwhile: left for the next fsck
                 repaired.append(p)
             elif p.kind == UNTRASHED:
                 rec = manifest.records[p.path]

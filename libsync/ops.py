@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from . import diff, journal, layout, transfer
+from . import diff, journal, transfer
 from .errors import (
     AccessDeniedError,
     CommitRaceError,
@@ -270,12 +270,7 @@ def withdraw_stale(state: State, remote: Remote) -> list[str]:
         if rec.deleted or (named is not None and not named.deleted and named.etag == rec.etag):
             continue
         learn_server(state, remote)
-        key = layout.data_key(path)
-        if transfer.keep_version(remote, key, rec.sha256, rec.etag):
-            try:
-                remote.delete(key, if_match=rec.etag)
-            except PreconditionFailed:
-                pass  # replaced meanwhile: no longer ours to take back
+        transfer.move_to_trash(remote, path, rec.sha256, rec.etag)  # False: no longer ours
     state.drop_pending(stale)
     return sorted(stale)
 

@@ -78,18 +78,18 @@ def upload(remote: Remote, data_dir: str, file: LocalFile, current: Record | Non
             # commit names it, and the version it replaced is in the trash.
             return entry(_put(remote, key, source, file, if_match=info.etag,
                               progress=progress))
-        if (info is not None and maybe_sent and not (live and info.etag == current.etag)
-                and info.size == file.size and sha_of(remote, info) == file.sha256):
+        if maybe_sent and not (live and info is not None and info.etag == current.etag) \
+                and _holds(remote, info, file):
             return entry(info.etag)
     try:
-        if live and not keep_version(remote, key, current.sha256, current.etag):
+        if live and not keep_version(remote, file.path, current.sha256, current.etag):
             raise PreconditionFailed(key)
         etag = _put(remote, key, source, file, if_none_match=not live,
                     if_match=current.etag if live else None, progress=progress)
     except PreconditionFailed:
         # Our own upload from a run that died before recording it?
         info = remote.head(key)
-        if info is not None and info.size == file.size and sha_of(remote, info) == file.sha256:
+        if _holds(remote, info, file):
             return entry(info.etag)
         raise PreconditionFailed(
             f"{file.path} was changed on the remote by someone else; fetch and try again"
@@ -104,19 +104,38 @@ def _put(remote: Remote, key: str, source: str, file: LocalFile, **kw) -> str:
         raise LocalChangedError(f"{file.path} cannot be read any more: {exc.strerror}") from exc
 
 
-def keep_version(remote: Remote, key: str, sha256: str, etag: str) -> bool:
-    """Copy the version ``etag`` of ``key`` to the trash before it is replaced.
+def _holds(remote: Remote, info, file: LocalFile) -> bool:
+    """Whether the object ``info`` (None: absent) holds exactly the local file."""
+    return (info is not None and info.size == file.size
+            and sha_of(remote, info) == file.sha256)
+
+
+def keep_version(remote: Remote, path: str, sha256: str, etag: str) -> bool:
+    """Copy the version ``etag`` of a path's object to the trash before it goes.
 
     The trash key is named by content, so one already there holds this very
     version and is never overwritten. False if the object is no longer that
     version (then nothing was copied and it must not be replaced).
     """
+    key = layout.data_key(path)
     try:
-        remote.copy(key, layout.trash_key(key, sha256), if_match=etag, if_none_match=True)
+        remote.copy(key, layout.trash_key(path, sha256), if_match=etag, if_none_match=True)
         return True
     except PreconditionFailed:
         info = remote.head(key)  # which condition failed? rare, so one request to ask
         return info is not None and info.etag == etag
+
+
+def move_to_trash(remote: Remote, path: str, sha256: str, etag: str) -> bool:
+    """Move the version ``etag`` of a path's object to the trash; False if it
+    changed meanwhile (then it is left where it is)."""
+    if not keep_version(remote, path, sha256, etag):
+        return False
+    try:
+        remote.delete(layout.data_key(path), if_match=etag)
+    except PreconditionFailed:
+        return False
+    return True
 
 
 def sha_of(remote: Remote, info) -> str:
@@ -155,14 +174,7 @@ def trash(remote: Remote, deleted: Tombstone, etag: str) -> bool:
     Runs after the commit: a changed object is left alone for the next
     reconcile, never trashed in place of the version the commit deleted.
     """
-    key = layout.data_key(deleted.path)
-    if not keep_version(remote, key, deleted.sha256, etag):
-        return False
-    try:
-        remote.delete(key, if_match=etag)
-    except PreconditionFailed:
-        return False
-    return True
+    return move_to_trash(remote, deleted.path, deleted.sha256, etag)
 
 
 def download(remote: Remote, data_dir: str, tmp_dir: str, entry: Entry,
