@@ -225,7 +225,11 @@ class S3Remote(Remote):
         kw = {"CopySourceIfMatch": if_match} if if_match else {}
         if if_none_match:
             kw["IfNoneMatch"] = "*"
-        with _absent_is_changed(if_match), _errors(src):
+        with _absent_is_changed(if_match):
+            return self._copy_object(src, dst, **kw)
+
+    def _copy_object(self, src, dst, **kw) -> str:
+        with _errors(src):
             resp = self.client.copy_object(
                 Bucket=self.bucket, Key=self._key(dst),
                 CopySource={"Bucket": self.bucket, "Key": self._key(src)},
@@ -254,11 +258,7 @@ class S3Remote(Remote):
             for dst, kw in ((c, {"CopySourceIfMatch": '"' + "0" * 32 + '"'}),
                             (b, {"IfNoneMatch": "*"})):
                 try:
-                    with _errors(a):
-                        self.client.copy_object(
-                            Bucket=self.bucket, Key=self._key(dst),
-                            CopySource={"Bucket": self.bucket, "Key": self._key(a)},
-                            **kw, **self._sse)
+                    self._copy_object(a, dst, **kw)
                     honoured = False
                 except PreconditionFailed:
                     pass
