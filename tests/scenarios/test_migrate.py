@@ -17,6 +17,7 @@ import io
 import json
 import os
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import boto3
 import pytest
@@ -160,17 +161,21 @@ def migrate(t: Teammate, spec, *args: str):
 
 @pytest.fixture
 def requests(monkeypatch):
-    """Every S3 call any boto3 client makes, as (operation, bucket key)."""
+    """Every S3 request any boto3 client sends, as (operation, bucket key).
+
+    Watched at the wire (``before-send``), which the short PUT path of
+    small uploads emits too."""
     calls: list[tuple[str, str]] = []
     real = boto3.session.Session.client
 
     def client(self, *args, **kwargs):
         c = real(self, *args, **kwargs)
 
-        def record(params, model, **_):
-            calls.append((model.name, params.get("Key", "")))
+        def record(request, event_name, **_):
+            parts = unquote(urlsplit(request.url).path).split("/", 2)  # /bucket/key
+            calls.append((event_name.rsplit(".", 1)[-1], parts[2] if len(parts) > 2 else ""))
 
-        c.meta.events.register("before-parameter-build.s3", record)
+        c.meta.events.register("before-send.s3", record)
         return c
 
     monkeypatch.setattr(boto3.session.Session, "client", client)

@@ -1,0 +1,103 @@
+"""The short PUT path for small files (libsync/remotes/s3lane.py).
+
+Its signature is checked against botocore's own signer, and its requests
+against the moto server and SeaweedFS (which checks signatures), watched
+through the client's ``before-send`` event like any other request.
+"""
+
+import hashlib
+
+import pytest
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from conftest import make_remote
+from libsync.errors import AccessDeniedError, PreconditionFailed
+from libsync.remotes.s3lane import PutLane
+
+KEYS = ["plain.csv", "with space/and+plus & amp.csv", "ünïcode/ﬁle~tilde.txt",
+        "odd/=;,@$!'()*[]#%.bin"]
+
+
+@pytest.mark.parametrize("key", KEYS)
+@pytest.mark.parametrize("token", [None, "a-session-token"])
+@pytest.mark.parametrize("base", ["http://127.0.0.1:9000/bucket", "https://bucket.s3.eu-west-3.amazonaws.com"])
+def test_the_signature_is_botocores(key, token, base):
+    creds = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", token)
+    lane = PutLane(base, "eu-west-3", creds, http_session=None, events=None, user_agent="t")
+    body = b"id,name\n1,ann\n"
+    sha = hashlib.sha256(body).hexdigest()
+    headers = {"if-match": '"0123abc"', "x-amz-meta-sha256": sha,
+               "x-amz-server-side-encryption": "aws:kms"}
+    from urllib.parse import quote
+    path = lane.base_path + "/" + quote(key, safe="/~")
+    theirs = AWSRequest("PUT", lane.origin + path, data=body,
+                        headers={**headers, "X-Amz-Content-SHA256": sha})
+    S3SigV4Auth(creds, "s3", "eu-west-3").add_auth(theirs)
+    ours = lane.sign("PUT", path, dict(headers), sha, stamp=theirs.headers["X-Amz-Date"])
+    assert ours["authorization"] == theirs.headers["Authorization"]
+    assert ours.get("x-amz-security-token") == token
+
+
+@pytest.fixture(params=["moto", "seaweedfs"])
+def spec(request, monkeypatch, tmp_path):
+    return make_remote(request.param, request, monkeypatch, tmp_path)
+
+
+def watch(remote):
+    sent = []
+    remote.client.meta.events.register(
+        "before-send.s3", lambda request, **_: sent.append(
+            (request.method, request.headers.get("User-Agent", b""))))
+    return sent
+
+
+def by_lane(sent):
+    return [m for m, agent in sent
+            if (agent if isinstance(agent, bytes) else agent.encode()).startswith(b"s3sync")]
+
+
+def test_a_small_file_goes_up_in_one_lane_request(spec, tmp_path):
+    path = tmp_path / "f.csv"
+    path.write_bytes(b"a,b\n1,2\n")
+    sha = hashlib.sha256(b"a,b\n1,2\n").hexdigest()
+    with spec.open() as remote:
+        remote.put("warm", b"x")  # the remote's own first request, through the client
+        sent = watch(remote)
+        etag = remote.put_file("data/f k+é.csv", str(path), sha256=sha, if_none_match=True)
+        assert by_lane(sent) == ["PUT"] and len(sent) == 1, sent
+        info = remote.head("data/f k+é.csv")
+        assert (info.etag, info.size, info.sha256) == (etag, 8, sha)
+        assert remote.get("data/f k+é.csv") == b"a,b\n1,2\n"
+
+
+def test_a_failed_condition_is_one_request_and_no_write(spec, tmp_path):
+    path = tmp_path / "f.csv"
+    path.write_bytes(b"mine\n")
+    sha = hashlib.sha256(b"mine\n").hexdigest()
+    with spec.open() as remote:
+        first = remote.put("data/f.csv", b"theirs\n")
+        sent = watch(remote)
+        with pytest.raises(PreconditionFailed):
+            remote.put_file("data/f.csv", str(path), sha256=sha, if_none_match=True)
+        with pytest.raises(PreconditionFailed):
+            remote.put_file("data/f.csv", str(path), sha256=sha, if_match='"' + "0" * 32 + '"')
+        assert by_lane(sent) == ["PUT", "PUT"] and len(sent) == 2, sent
+        assert remote.head("data/f.csv").etag == first
+        assert remote.get("data/f.csv") == b"theirs\n"
+        assert remote._put_lane() is not None  # still in use
+
+
+def test_a_refused_lane_steps_aside_for_the_client(spec, tmp_path, monkeypatch):
+    if spec.kind != "seaweedfs":
+        pytest.skip("only SeaweedFS checks signatures")
+    path = tmp_path / "f.csv"
+    path.write_bytes(b"x\n")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
+    with spec.open() as remote:
+        sent = watch(remote)
+        with pytest.raises(AccessDeniedError):
+            remote.put_file("data/f.csv", str(path), sha256=hashlib.sha256(b"x\n").hexdigest())
+        assert by_lane(sent) == ["PUT"] and sent[1:] and not by_lane(sent[1:]), sent
+        assert remote._put_lane() is None  # switched off for the rest of the run
