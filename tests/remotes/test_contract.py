@@ -8,6 +8,7 @@ it is checked on the servers that honour it, and the gap is named here.
 """
 
 import hashlib
+import io
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -212,6 +213,43 @@ def test_multipart_upload_with_conditions(store, spec, tmp_path, monkeypatch):
             store.put_file("mp", path, sha256=sha(data), if_match='"0-stale"')
     uploads = store.client.list_multipart_uploads(Bucket=store.bucket).get("Uploads", [])
     assert uploads == []  # the failed one was aborted, not left to cost money
+
+
+def test_a_large_object_comes_down_in_parallel_ranges(store, spec, monkeypatch):
+    from libsync.remotes import s3
+    if not hasattr(store, "client"):
+        pytest.skip("ranged reads are S3's")
+    monkeypatch.setattr(s3, "RANGED_THRESHOLD", 3 << 20)
+    monkeypatch.setattr(s3, "PART_SIZE", 1 << 20)
+    data = hashlib.sha256(b"seed").digest() * (11 << 14)  # 5.5 MiB: 1 + 5 ranges
+    etag = store.put("big", data)
+    sent = []
+    store.client.meta.events.register(
+        "before-send.s3", lambda request, **_: sent.append(request.headers.get("Range")))
+    sink = io.BytesIO()
+    info = store.get_into("big", sink, if_match=etag)
+    assert sink.getvalue() == data and (info.size, info.etag) == (len(data), etag)
+    mib = 1 << 20
+    assert sent[0] is None and sorted(sent[1:]) == [
+        f"bytes={n * mib}-{min((n + 1) * mib, len(data)) - 1}".encode() for n in range(1, 6)], sent
+
+
+def test_an_object_replaced_during_a_ranged_read_fails_whole(store, spec, monkeypatch):
+    from libsync.remotes import s3
+    if not hasattr(store, "client"):
+        pytest.skip("ranged reads are S3's")
+    monkeypatch.setattr(s3, "RANGED_THRESHOLD", 3 << 20)
+    monkeypatch.setattr(s3, "PART_SIZE", 1 << 20)
+    store.put("big", b"a" * (4 << 20))
+    replaced = []
+
+    def replace_once(n):
+        if not replaced:
+            replaced.append(store.put("big", b"b" * (4 << 20)))
+
+    with pytest.raises(PreconditionFailed):
+        store.get_into("big", io.BytesIO(), progress=replace_once)
+    assert store.head("big").etag == replaced[0]
 
 
 def test_list_order_prefix_and_start_after(store):
