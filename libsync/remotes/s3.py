@@ -17,7 +17,7 @@ import threading
 import uuid
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from typing import BinaryIO
 from urllib.parse import urlparse
@@ -42,7 +42,7 @@ from ..errors import (
 )
 from ..transfer import HashingWriter
 from .base import ObjectInfo, Progress, Remote
-from .s3lane import PutLane
+from .s3lane import Lane
 
 # Files up to the threshold are read whole and checked before one PUT; larger
 # ones go up in parts that become visible only once the whole file has been
@@ -54,6 +54,7 @@ PART_SIZE = 8 << 20
 # does), at most RANGES_IN_FLIGHT held in memory at once.
 RANGED_THRESHOLD = 64 << 20
 RANGES_IN_FLIGHT = 4
+PARTS_IN_FLIGHT = 6
 _CHUNK = 1 << 20
 
 
@@ -109,7 +110,7 @@ class S3Remote(Remote):
         else:
             self._credentials = None
         self.client = client
-        self._lane: PutLane | None | bool = False  # False: not set up yet
+        self._lane: Lane | None | bool = False  # False: not set up yet
         self._lane_lock = threading.Lock()
         self.copy_conditions: bool | None = None
         self._probe_lock = threading.Lock()
@@ -125,25 +126,42 @@ class S3Remote(Remote):
             return resp["Body"].read()
 
     def get_into(self, key, out: BinaryIO, *, if_match=None, progress: Progress | None = None):
+        total, etag, chunks, close = self._open(key, if_match)
+        ranged = total >= RANGED_THRESHOLD and self.jobs > 1
+        size = 0
+        with _errors(key):
+            try:
+                for chunk in chunks:
+                    out.write(chunk)
+                    size += len(chunk)
+                    if progress:
+                        progress(len(chunk))
+                    if ranged and size >= PART_SIZE:
+                        break  # the rest comes in parallel ranges
+            finally:
+                if size < total:
+                    close()
+        if ranged and size < total:
+            size += self._get_ranges(key, out, etag, size, total, progress)
+        if size != total:
+            raise NetworkError(f"{key}: connection closed after {size} bytes")
+        return ObjectInfo(key, size, etag)
+
+    def _open(self, key, if_match):
+        """(size, etag, chunks, close) of a GET, by the short lane if it can."""
+        lane = self._short_lane()
+        if lane is not None:
+            answer = lane.get(self._key(key), {"if-match": if_match} if if_match else {},
+                              _CHUNK)
+            if answer.etag:
+                return answer.size, answer.etag, answer.chunks, answer.close
+            if answer.failed_condition:
+                raise PreconditionFailed(f"{key} was changed by someone else")
         kw = {"IfMatch": if_match} if if_match else {}
         with _errors(key):
             resp = self.client.get_object(Bucket=self.bucket, Key=self._key(key), **kw)
-            total = resp["ContentLength"]
-            ranged = total >= RANGED_THRESHOLD and self.jobs > 1
-            size = 0
-            for chunk in resp["Body"].iter_chunks(_CHUNK):
-                out.write(chunk)
-                size += len(chunk)
-                if progress:
-                    progress(len(chunk))
-                if ranged and size >= PART_SIZE:
-                    resp["Body"].close()  # the rest comes in parallel ranges
-                    break
-        if ranged and size < total:
-            size += self._get_ranges(key, out, resp["ETag"], size, total, progress)
-        if size != total:
-            raise NetworkError(f"{key}: connection closed after {size} bytes")
-        return ObjectInfo(key, size, resp["ETag"])
+        body = resp["Body"]
+        return resp["ContentLength"], resp["ETag"], body.iter_chunks(_CHUNK), body.close
 
     def _get_ranges(self, key, out, etag, start, total, progress) -> int:
         """The bytes from ``start`` on, as ranges read in parallel and written in
@@ -195,7 +213,7 @@ class S3Remote(Remote):
         if digest.hex() != sha256:
             raise LocalChangedError(f"{path} changed since it was scanned; nothing was sent")
         checksum = base64.b64encode(digest).decode()
-        lane = self._put_lane()
+        lane = self._short_lane()
         if lane is not None:
             headers = {"x-amz-checksum-sha256": checksum, "x-amz-meta-sha256": sha256}
             headers.update((_HEADERS[k], v) for k, v in (*kw.items(), *self._sse.items()))
@@ -214,13 +232,13 @@ class S3Remote(Remote):
             progress(len(data))
         return resp["ETag"]
 
-    def _put_lane(self) -> PutLane | None:
-        """The short path for whole-object PUTs, set up on first use (a push)."""
+    def _short_lane(self) -> Lane | None:
+        """The short path for whole-object PUTs and GETs, set up on first use."""
         if self._lane is False:
             with self._lane_lock:
                 if self._lane is False:
                     creds = self._credentials() if self._credentials else None
-                    self._lane = PutLane.for_client(self.client, self.bucket, creds)
+                    self._lane = Lane.for_client(self.client, self.bucket, creds)
         lane = self._lane
         return lane if lane is not None and lane.enabled else None
 
@@ -243,19 +261,23 @@ class S3Remote(Remote):
                     "ChecksumSHA256": part_sha}
 
         # One sequential read hashes the whole file while parts upload in
-        # parallel; at most `workers` parts are in memory at once.
-        workers = max(1, min(self.jobs, 8))
+        # parallel; at most `workers` parts are in memory at once, and a slow
+        # part holds only its own slot.
+        workers = max(1, min(self.jobs, PARTS_IN_FLIGHT))
         whole = hashlib.sha256()
         try:
             with ThreadPoolExecutor(max_workers=workers) as pool, open(path, "rb") as f:
-                pending, parts, number = [], [], 0
+                pending, parts, number = set(), [], 0
                 while data := f.read(PART_SIZE):
                     number += 1
                     whole.update(data)
-                    pending.append(pool.submit(send, number, data))
+                    pending.add(pool.submit(send, number, data))
+                    del data
                     if len(pending) >= workers:
-                        parts.append(pending.pop(0).result())
+                        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        parts.extend(d.result() for d in done)
                 parts.extend(p.result() for p in pending)
+                parts.sort(key=lambda p: p["PartNumber"])
             if whole.hexdigest() != sha256:
                 raise LocalChangedError(f"{path} changed while it was uploaded; nothing was "
                                         "published")

@@ -1,11 +1,12 @@
-"""A short path for the one request a push makes per small file: its PUT.
+"""A short path for the one request a transfer makes per small file.
 
 botocore spends about 3 ms of CPU on every request (event hooks, parameter
 validation, serialisation, response parsing), which made a push of many
 small files CPU-bound at about 250 objects/s on two cores. This lane signs
-a whole-object PUT itself (AWS Signature Version 4, with the body's sha256
-that the scan already knows) and sends it on the client's own connection
-pool, so proxies, TLS verification and timeouts stay those of the client.
+a whole-object PUT or GET itself (AWS Signature Version 4, with the body's
+sha256 that the scan already knows) and sends it on the client's own
+connection pool, so proxies, TLS verification and timeouts stay those of
+the client.
 
 Only the success path and a failed condition are handled here: any other
 answer, or a network error, is answered by sending the same request
@@ -22,14 +23,28 @@ import hmac
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from urllib.parse import quote, urlsplit
 
 from botocore.awsrequest import AWSRequest
+from urllib3.exceptions import HTTPError
+
+from ..errors import NetworkError
 
 _ALGORITHM = "AWS4-HMAC-SHA256"
 # A redirect (the bucket is in another region), a malformed or refused
 # request or signature: answers the client handles better, every time.
 _NOT_FOR_THE_LANE = frozenset((301, 302, 307, 400, 401, 403))
+_EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+def _chunks(raw, key: str, size: int) -> Iterator[bytes]:
+    """A body's chunks; a connection that breaks is a NetworkError, as it is
+    through the client."""
+    try:
+        yield from raw.stream(size, decode_content=False)
+    except (HTTPError, OSError) as exc:
+        raise NetworkError(f"{key}: the connection broke mid-transfer ({exc})") from exc
 
 
 class _Seen(Exception):
@@ -37,17 +52,22 @@ class _Seen(Exception):
 
 
 class Answer:
-    """What the lane got back: ``etag``, or ``failed_condition``, or neither
-    (the caller sends the request through the client instead)."""
+    """What the lane got back: ``etag`` (with ``size`` and ``chunks`` for a
+    read), or ``failed_condition``, or neither: then the caller sends the
+    request through the client instead."""
 
-    __slots__ = ("etag", "failed_condition")
+    __slots__ = ("etag", "failed_condition", "size", "chunks", "close")
 
-    def __init__(self, etag: str | None = None, failed_condition: bool = False):
+    def __init__(self, etag: str | None = None, failed_condition: bool = False,
+                 size: int = 0, chunks: Iterator[bytes] | None = None, close=None):
         self.etag = etag
         self.failed_condition = failed_condition
+        self.size = size
+        self.chunks = chunks
+        self.close = close
 
 
-class PutLane:
+class Lane:
     def __init__(self, base_url: str, region: str, credentials, http_session, events,
                  user_agent: str):
         parts = urlsplit(base_url)
@@ -64,7 +84,7 @@ class PutLane:
         self._lock = threading.Lock()
 
     @classmethod
-    def for_client(cls, client, bucket: str, credentials) -> PutLane | None:
+    def for_client(cls, client, bucket: str, credentials) -> Lane | None:
         """A lane to the same place the client would send a PutObject, or None.
 
         The URL and signing region are botocore's own: a PutObject of an
@@ -102,21 +122,42 @@ class PutLane:
     def put(self, key: str, body: bytes, sha256_hex: str, headers: dict[str, str]) -> Answer:
         """PUT ``body`` at ``key`` with ``headers`` (lower-case names, already
         in their final form: conditions, checksum, metadata, encryption)."""
-        if not self.enabled:
-            return Answer()
-        path = self.base_path + "/" + quote(key, safe="/~")
-        signed = self.sign("PUT", path, dict(headers), sha256_hex)
-        request = AWSRequest("PUT", self.origin + path, data=body, headers=signed).prepare()
-        try:
-            replies = self.events.emit("before-send.s3.PutObject", request=request)
-            reply = next((r[1] for r in replies if r[1] is not None), None)
-            if reply is None:
-                reply = self.http.send(request)
-        except Exception:  # noqa: BLE001 - the client's retries will say what is wrong
+        reply = self._send("PUT", "PutObject", key, body, sha256_hex, headers)
+        if reply is None:
             return Answer()
         status = reply.status_code
         if status == 200 and reply.headers.get("ETag"):
             return Answer(etag=reply.headers["ETag"])
+        return self._refused(status)
+
+    def get(self, key: str, headers: dict[str, str], chunk: int) -> Answer:
+        """GET ``key``: on success, its chunks as they arrive."""
+        reply = self._send("GET", "GetObject", key, b"", _EMPTY_SHA256, headers, stream=True)
+        if reply is None:
+            return Answer()
+        raw = reply.raw
+        status = reply.status_code
+        if status == 200 and reply.headers.get("ETag") and "Content-Length" in reply.headers:
+            return Answer(etag=reply.headers["ETag"], size=int(reply.headers["Content-Length"]),
+                          chunks=_chunks(raw, key, chunk), close=raw.close)
+        raw.close()
+        return self._refused(status)
+
+    def _send(self, method, operation, key, body, payload_hash, headers, stream=False):
+        if not self.enabled:
+            return None
+        path = self.base_path + "/" + quote(key, safe="/~")
+        signed = self.sign(method, path, dict(headers), payload_hash)
+        request = AWSRequest(method, self.origin + path, data=body, headers=signed).prepare()
+        request.stream_output = stream
+        try:
+            replies = self.events.emit(f"before-send.s3.{operation}", request=request)
+            reply = next((r[1] for r in replies if r[1] is not None), None)
+            return reply if reply is not None else self.http.send(request)
+        except Exception:  # noqa: BLE001 - the client's retries will say what is wrong
+            return None
+
+    def _refused(self, status: int) -> Answer:
         if status in (409, 412):  # the condition failed, or a concurrent conditional write
             return Answer(failed_condition=True)
         if status in _NOT_FOR_THE_LANE:

@@ -1,4 +1,4 @@
-"""The short PUT path for small files (libsync/remotes/s3lane.py).
+"""The short PUT and GET path for small files (libsync/remotes/s3lane.py).
 
 Its signature is checked against botocore's own signer, and its requests
 against the moto server and SeaweedFS (which checks signatures), watched
@@ -14,7 +14,7 @@ from botocore.credentials import Credentials
 
 from conftest import make_remote
 from libsync.errors import AccessDeniedError, PreconditionFailed
-from libsync.remotes.s3lane import PutLane
+from libsync.remotes.s3lane import Lane
 
 KEYS = ["plain.csv", "with space/and+plus & amp.csv", "ünïcode/ﬁle~tilde.txt",
         "odd/=;,@$!'()*[]#%.bin"]
@@ -25,7 +25,7 @@ KEYS = ["plain.csv", "with space/and+plus & amp.csv", "ünïcode/ﬁle~tilde.txt
 @pytest.mark.parametrize("base", ["http://127.0.0.1:9000/bucket", "https://bucket.s3.eu-west-3.amazonaws.com"])
 def test_the_signature_is_botocores(key, token, base):
     creds = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", token)
-    lane = PutLane(base, "eu-west-3", creds, http_session=None, events=None, user_agent="t")
+    lane = Lane(base, "eu-west-3", creds, http_session=None, events=None, user_agent="t")
     body = b"id,name\n1,ann\n"
     sha = hashlib.sha256(body).hexdigest()
     headers = {"if-match": '"0123abc"', "x-amz-meta-sha256": sha,
@@ -86,7 +86,22 @@ def test_a_failed_condition_is_one_request_and_no_write(spec, tmp_path):
         assert by_lane(sent) == ["PUT", "PUT"] and len(sent) == 2, sent
         assert remote.head("data/f.csv").etag == first
         assert remote.get("data/f.csv") == b"theirs\n"
-        assert remote._put_lane() is not None  # still in use
+        assert remote._short_lane() is not None  # still in use
+
+
+def test_a_read_is_one_lane_request_and_a_failed_condition_no_bytes(spec):
+    import io
+    with spec.open() as remote:
+        etag = remote.put("data/r é.csv", b"x,y\n" * 1000)
+        sent = watch(remote)
+        sink = io.BytesIO()
+        info = remote.get_into("data/r é.csv", sink, if_match=etag)
+        assert sink.getvalue() == b"x,y\n" * 1000 and (info.size, info.etag) == (4000, etag)
+        assert by_lane(sent) == ["GET"] and len(sent) == 1, sent
+        sink = io.BytesIO()
+        with pytest.raises(PreconditionFailed):
+            remote.get_into("data/r é.csv", sink, if_match='"' + "0" * 32 + '"')
+        assert sink.getvalue() == b"" and by_lane(sent) == ["GET", "GET"], sent
 
 
 def test_a_refused_lane_steps_aside_for_the_client(spec, tmp_path, monkeypatch):
@@ -100,4 +115,4 @@ def test_a_refused_lane_steps_aside_for_the_client(spec, tmp_path, monkeypatch):
         with pytest.raises(AccessDeniedError):
             remote.put_file("data/f.csv", str(path), sha256=hashlib.sha256(b"x\n").hexdigest())
         assert by_lane(sent) == ["PUT"] and sent[1:] and not by_lane(sent[1:]), sent
-        assert remote._put_lane() is None  # switched off for the rest of the run
+        assert remote._short_lane() is None  # switched off for the rest of the run
