@@ -3,8 +3,11 @@
 Credentials come only from boto3's own chain (environment, profile, SSO,
 role); nothing here stores them. Uploads carry their SHA-256 so the server
 refuses torn bytes, and large files go up in parts whose completion carries
-the same condition a single PUT would. boto3 is imported here and nowhere
-else, so commands that never talk to S3 start fast.
+the same condition a single PUT would; large objects come down as parallel
+ranges. Whole-object PUTs and GETs take the short lane of ``s3lane`` when
+they can, since botocore's own path costs more CPU than the request. boto3
+is imported here (and by ``s3lane``) and nowhere else, so commands that
+never talk to S3 start fast.
 """
 
 from __future__ import annotations
