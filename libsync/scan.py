@@ -23,7 +23,7 @@ import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import NamedTuple
@@ -150,21 +150,6 @@ def _hash_batch(batch: list[tuple], now_ns: Callable[[], int]) -> list[tuple]:
     return [_hash(fs_path, size, mtime, now_ns) for _, fs_path, size, mtime, _, _ in batch]
 
 
-def _batches(todo: list[tuple]) -> Iterator[list[tuple]]:
-    """Files to hash in groups of about BATCH_BYTES: one task per file would
-    cost the pool more than hashing a 4 KiB file does."""
-    batch: list[tuple] = []
-    total = 0
-    for job in todo:
-        batch.append(job)
-        total += job[2] + 4096
-        if total >= BATCH_BYTES:
-            yield batch
-            batch, total = [], 0
-    if batch:
-        yield batch
-
-
 def _listing(folder: str, rel: str, on_warning: Callable[[str, str], None]
              ) -> Iterator[os.DirEntry] | None:
     """A folder's entries in the order of their paths, so the walk yields sorted paths.
@@ -272,9 +257,9 @@ def find_listing(data_dir: str, procs: int = 2) -> bytes | None:
 
 
 def _ns(text: bytes) -> int:
-    """Nanoseconds from find's ``%T@``: seconds (floored) and ten fraction digits."""
+    """Nanoseconds from find's ``%T@``: seconds, floored even before 1970, and a fraction."""
     sec, _, frac = text.partition(b".")
-    return int(sec) * 1_000_000_000 + int(frac[:9])
+    return int(sec) * 1_000_000_000 + int(frac.ljust(9, b"0")[:9])
 
 
 def _snapshot_key(lines: list[str]) -> str:
@@ -392,7 +377,15 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
     # until it is hashed.
     files: dict[str, LocalFile | None] = {}
     fresh: dict[str, tuple] = {}  # new stat cache rows, in CachedStat's field order
-    todo: list[tuple] = []  # (path, fs_path, size, mtime, ctime, inode) to hash
+    # Files to hash, (path, fs_path, size, mtime, ctime, inode), in batches
+    # of about BATCH_BYTES: one task per file would cost the pool more than
+    # hashing a 4 KiB file does. Batches go to the pool as they fill, so
+    # hashing starts while the tree is still being gone through.
+    batches: list[list[tuple]] = []
+    futures: list[Future] = []
+    batch: list[tuple] = []
+    batch_bytes = 0
+    pool: ThreadPoolExecutor | None = None
     seen: dict[str, str] = {}
     resort = False  # a name changed by NFC may sort elsewhere
     new_file = tuple.__new__  # LocalFile(...) without its Python-level __new__
@@ -401,7 +394,7 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
 
     def take(rel: str, size: int, mtime: int, ctime: int, inode: int, fs_path: str) -> None:
         """One regular file, not ignored: from the cache if clean, else to hash."""
-        nonlocal hits, resort
+        nonlocal hits, resort, batch, batch_bytes, pool
         cached = cache.get(rel)
         path = rel
         if cached is None:
@@ -432,12 +425,15 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
                     progress(1)
                 return
         files[path] = None
-        todo.append((path, fs_path, size, mtime, ctime, inode))
-
-    if listing is not None:
-        _take_listing(listing, data_dir, take, warn, match if active else None)
-    else:
-        _walk(data_dir, take, warn, match if active else None)
+        batch.append((path, fs_path, size, mtime, ctime, inode))
+        batch_bytes += size + 4096
+        if batch_bytes >= BATCH_BYTES:
+            if jobs > 1:
+                if pool is None:
+                    pool = ThreadPoolExecutor(max_workers=jobs)
+                futures.append(pool.submit(_hash_batch, batch, now_ns))
+            batches.append(batch)
+            batch, batch_bytes = [], 0
 
     def done(job: tuple, hashed: tuple) -> None:
         nonlocal storable
@@ -457,21 +453,22 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
         if progress:
             progress(1)
 
-    batches = list(_batches(todo))
-    if len(batches) <= 1 or jobs <= 1:
-        for batch in batches:
-            for one, hashed in zip(batch, _hash_batch(batch, now_ns), strict=True):
-                done(one, hashed)
-    else:
-        with ThreadPoolExecutor(max_workers=min(jobs, len(batches))) as pool:
-            futures = [pool.submit(_hash_batch, batch, now_ns) for batch in batches]
-            try:
-                for batch, future in zip(batches, futures, strict=True):
-                    for one, hashed in zip(batch, future.result(), strict=True):
-                        done(one, hashed)
-            finally:
-                for future in futures:
-                    future.cancel()
+    try:
+        if listing is not None:
+            _take_listing(listing, data_dir, take, warn, match if active else None)
+        else:
+            _walk(data_dir, take, warn, match if active else None)
+        if batch:
+            if pool is not None:
+                futures.append(pool.submit(_hash_batch, batch, now_ns))
+            batches.append(batch)
+        for i, one_batch in enumerate(batches):
+            hashed = futures[i].result() if pool is not None else _hash_batch(one_batch, now_ns)
+            for one, result in zip(one_batch, hashed, strict=True):
+                done(one, result)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
 
     gone = ([] if hits == len(cache)
             else [p for p in cache if p not in files and p not in skipped])
@@ -493,14 +490,22 @@ def _take_listing(listing: bytes, data_dir: str, take: Callable, warn: Callable,
     not entered by the walk, so nothing under it counts, whatever later
     rules re-include.
     """
-    decode = os.fsdecode
+    encoding = sys.getfilesystemencoding()
     records = []
     for record in listing.split(b"\0"):
         if not record:
             continue
         kind, size, mtime, ctime, inode, path = record.split(b" ", 5)
-        if kind != b"d":
-            records.append((decode(path[2:]), kind, size, mtime, ctime, inode))
+        if kind == b"d":
+            continue
+        # "%T@" has ten fraction digits; _ns() reads any other shape.
+        if mtime[-11] == 46 and ctime[-11] == 46:  # "."
+            mtime = int(mtime[:-11]) * 1_000_000_000 + int(mtime[-10:-1])
+            ctime = int(ctime[:-11]) * 1_000_000_000 + int(ctime[-10:-1])
+        else:
+            mtime, ctime = _ns(mtime), _ns(ctime)
+        records.append((str(path[2:], encoding, "surrogateescape"), kind, size, mtime, ctime,
+                        inode))
     records.sort()
     pruned: dict[str, bool] = {"": False}
 
@@ -520,7 +525,7 @@ def _take_listing(listing: bytes, data_dir: str, take: Callable, warn: Callable,
         elif kind != b"f":
             warn(rel, "special file skipped")
         elif match is None or not match(rel):
-            take(rel, int(size), _ns(mtime), _ns(ctime), int(inode), prefix + rel)
+            take(rel, int(size), mtime, ctime, int(inode), prefix + rel)
 
 
 def _walk(data_dir: str, take: Callable, warn: Callable,
