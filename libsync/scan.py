@@ -50,8 +50,10 @@ RACY_WINDOW_NS = 2_000_000_000
 
 # Files smaller than this are read in one ``os.read``; larger ones in chunks.
 INLINE_MAX = 1 << 20
-# Files to hash are handed to the pool in batches of about this many bytes.
+# Files to hash go in batches of about this many bytes, to the pool when
+# their average size is at least POOL_MIN_SIZE.
 BATCH_BYTES = 1 << 20
+POOL_MIN_SIZE = 64 << 10
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
 
 
@@ -384,11 +386,12 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
     files: dict[str, LocalFile | None] = {}
     fresh: dict[str, tuple] = {}  # new stat cache rows, in CachedStat's field order
     # Files to hash, (path, fs_path, size, mtime, ctime, inode), in batches
-    # of about BATCH_BYTES: one task per file would cost the pool more than
-    # hashing a 4 KiB file does. Batches go to the pool as they fill, so
-    # hashing starts while the tree is still being gone through.
+    # of about BATCH_BYTES, hashed as they fill: on this thread when their
+    # files are small (threads then fight over the GIL and lose: 100,000
+    # files of 4 KiB take longer with 2 or 4 threads than with one), in the
+    # pool when they are large.
     batches: list[list[tuple]] = []
-    futures: list[Future] = []
+    hashed: list[list[tuple] | Future] = []  # a batch's results, or their future
     batch: list[tuple] = []
     batch_bytes = 0
     pool: ThreadPoolExecutor | None = None
@@ -400,7 +403,7 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
 
     def take(rel: str, size: int, mtime: int, ctime: int, inode: int, fs_path: str) -> None:
         """One regular file, not ignored: from the cache if clean, else to hash."""
-        nonlocal hits, resort, batch, batch_bytes, pool
+        nonlocal hits, resort, batch_bytes
         cached = cache.get(rel)
         path = rel
         if cached is None:
@@ -434,12 +437,18 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
         batch.append((path, fs_path, size, mtime, ctime, inode))
         batch_bytes += size + 4096
         if batch_bytes >= BATCH_BYTES:
-            if jobs > 1:
-                if pool is None:
-                    pool = ThreadPoolExecutor(max_workers=jobs)
-                futures.append(pool.submit(_hash_batch, batch, now_ns))
-            batches.append(batch)
-            batch, batch_bytes = [], 0
+            send()
+
+    def send() -> None:
+        nonlocal batch, batch_bytes, pool
+        if jobs > 1 and batch_bytes >= POOL_MIN_SIZE * len(batch):
+            if pool is None:
+                pool = ThreadPoolExecutor(max_workers=jobs)
+            hashed.append(pool.submit(_hash_batch, batch, now_ns))
+        else:
+            hashed.append(_hash_batch(batch, now_ns))
+        batches.append(batch)
+        batch, batch_bytes = [], 0
 
     def done(job: tuple, hashed: tuple) -> None:
         nonlocal storable
@@ -465,12 +474,11 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
         else:
             _walk(data_dir, take, warn, match if active else None)
         if batch:
-            if pool is not None:
-                futures.append(pool.submit(_hash_batch, batch, now_ns))
-            batches.append(batch)
-        for i, one_batch in enumerate(batches):
-            hashed = futures[i].result() if pool is not None else _hash_batch(one_batch, now_ns)
-            for one, result in zip(one_batch, hashed, strict=True):
+            send()
+        for one_batch, results in zip(batches, hashed, strict=True):
+            if not isinstance(results, list):
+                results = results.result()
+            for one, result in zip(one_batch, results, strict=True):
                 done(one, result)
     finally:
         if pool is not None:

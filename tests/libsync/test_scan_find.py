@@ -312,6 +312,7 @@ def test_a_damaged_snapshot_is_not_used(data, state):
 
 def test_large_files_hashed_in_the_pool_keep_their_order(data, state, monkeypatch):
     monkeypatch.setattr(scan_module, "BATCH_BYTES", 5000)
+    monkeypatch.setattr(scan_module, "POOL_MIN_SIZE", 0)
     for i in range(30):
         write(data, f"p/f{i:02d}", "x" * (i * 300))
     result = both(data, state, jobs=3)
