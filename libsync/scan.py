@@ -5,19 +5,33 @@ its cache row is racily clean: the file's mtime is not safely older than
 the moment it was last hashed, so a write in the same timestamp tick could
 hide behind an unchanged stat (git's "racy git" rule). Symlinks and special
 files are reported and skipped, never followed.
+
+Listing the tree costs more in Python than the rest of a no-op sync, so
+where GNU find is installed it lists the tree instead, and an unchanged
+listing gives back the last result whole (the tree snapshot, in the local
+state). The Python walk remains for other systems and for trees find
+complains about; both feed the same per-file steps, so results are equal.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import gc
 import hashlib
+import marshal
 import os
+import shutil
 import stat
+import subprocess
+import sys
+import tempfile
+import threading
 import time
 import unicodedata
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import NamedTuple
 
@@ -35,10 +49,12 @@ PERSONAL_IGNORE = os.path.join(STATE_DIR, "ignore")
 RACY_WINDOW_NS = 2_000_000_000
 
 
-# Files smaller than this are hashed on the walking thread: for a few KiB a
-# thread pool costs more per file than sha256 itself, and hashlib keeps the
-# GIL for small buffers anyway. Larger files go to the pool.
+# Files smaller than this are read in one ``os.read``; larger ones in chunks.
 INLINE_MAX = 1 << 20
+# Files to hash go in batches of about this many bytes, to the pool when
+# their average size is at least POOL_MIN_SIZE.
+BATCH_BYTES = 1 << 20
+POOL_MIN_SIZE = 64 << 10
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
 
 
@@ -61,6 +77,10 @@ class ScanResult:
     skipped: frozenset[str] = frozenset()
     # The ignore rules in force: ignored paths are left alone on both sides.
     rules: pathspec.PathSpec | None = None
+    # How the tree was read: "snapshot" (unchanged since the last scan),
+    # "find" (GNU find's listing) or "walk" (Python). Never part of equality:
+    # all three give the same result.
+    source: str = field(default="walk", compare=False)
 
     @cached_property
     def has_rules(self) -> bool:
@@ -78,6 +98,10 @@ def has_patterns(rules: pathspec.PathSpec | None) -> bool:
 
 def ignore_rules(data_dir: str, extra: Iterable[str] = ()) -> pathspec.PathSpec:
     """The team's rules (config, ``.s3syncignore``) and the personal ones."""
+    return pathspec.GitIgnoreSpec.from_lines(_rule_lines(data_dir, extra))
+
+
+def _rule_lines(data_dir: str, extra: Iterable[str]) -> list[str]:
     lines = list(extra)
     for name in (IGNORE_FILE, PERSONAL_IGNORE):
         try:
@@ -85,7 +109,7 @@ def ignore_rules(data_dir: str, extra: Iterable[str] = ()) -> pathspec.PathSpec:
                 lines.extend(f.read().splitlines())
         except FileNotFoundError:
             pass
-    return pathspec.GitIgnoreSpec.from_lines(lines)
+    return lines
 
 
 def is_clean(cached: CachedStat | None, st: os.stat_result) -> bool:
@@ -98,9 +122,9 @@ def is_clean(cached: CachedStat | None, st: os.stat_result) -> bool:
             and st.st_mtime_ns < cached.checked_ns - RACY_WINDOW_NS)
 
 
-def _hash(fs_path: str, st: os.stat_result, now_ns: Callable[[], int]
+def _hash(fs_path: str, size: int, mtime_ns: int, now_ns: Callable[[], int]
           ) -> tuple[str | None, int, str | None]:
-    """(sha256, when, None) for the file the walk stat-ed, or (None, when, problem).
+    """(sha256, when, None) for a file of the size and mtime listed, or (None, when, problem).
 
     One open descriptor serves the read and the second stat (``fstat``), so
     a small file costs one open, one read and one fstat. A file that changed
@@ -112,7 +136,6 @@ def _hash(fs_path: str, st: os.stat_result, now_ns: Callable[[], int]
     except OSError as exc:
         return None, checked, f"cannot read: {exc.strerror}"
     try:
-        size = st.st_size
         if size < INLINE_MAX:
             data = os.read(fd, size + 1)  # one byte more than expected tells growth
             h = hashlib.sha256(data)
@@ -127,9 +150,13 @@ def _hash(fs_path: str, st: os.stat_result, now_ns: Callable[[], int]
         return None, checked, f"cannot read: {exc.strerror}"
     finally:
         os.close(fd)
-    if after.st_size != size or after.st_mtime_ns != st.st_mtime_ns:
+    if after.st_size != size or after.st_mtime_ns != mtime_ns:
         return None, checked, "changed while it was read; skipped this time"
     return h.hexdigest(), checked, None
+
+
+def _hash_batch(batch: list[tuple], now_ns: Callable[[], int]) -> list[tuple]:
+    return [_hash(fs_path, size, mtime, now_ns) for _, fs_path, size, mtime, _, _ in batch]
 
 
 def _listing(folder: str, rel: str, on_warning: Callable[[str, str], None]
@@ -155,18 +182,201 @@ def _order(entry: os.DirEntry) -> str:
         return entry.name
 
 
+# -- GNU find's listing and the tree snapshot -------------------------------------------
+
+# One record per entry: type, size, mtime, ctime, inode, then the path (./name),
+# NUL-terminated since a name may hold any other byte.
+FIND_FORMAT = "%y %s %T@ %C@ %i %p\\0"
+# Bump when a scan of the same listing could give another result (new
+# warnings, other path checks): snapshots of an older format are then unused.
+SNAPSHOT_FORMAT = 1
+# More starting points than this in bytes and one find lists the whole tree.
+_MAX_ARGS = 64 * 1024
+_UNKNOWN = object()
+_find: str | None | object = _UNKNOWN
+
+
+def gnu_find() -> str | None:
+    """The path of GNU find (its ``-printf`` is needed), looked up once, or None."""
+    global _find
+    if _find is _UNKNOWN:
+        found = shutil.which("find")
+        if found is not None:
+            try:
+                out = subprocess.run([found, "--version"], capture_output=True,
+                                     timeout=30, check=False).stdout
+            except (OSError, subprocess.SubprocessError):
+                out = b""
+            if b"GNU findutils" not in out:
+                found = None
+        _find = found
+    return _find  # type: ignore[return-value]
+
+
+def find_listing(data_dir: str, procs: int = 2) -> bytes | None:
+    """The tree's records by GNU find (see FIND_FORMAT), or None if it cannot tell.
+
+    ``procs`` finds split the top-level entries between them; their outputs
+    are joined in that order, so an unchanged tree gives the same bytes
+    (file systems return a folder's entries in a stable order). None when
+    find is missing, fails, or says anything on stderr (an unreadable
+    folder, say): the Python walk then reports it properly.
+    """
+    find = gnu_find()
+    if find is None:
+        return None
+    state = os.fsencode(STATE_DIR)
+    try:
+        names = sorted(n for n in os.listdir(os.fsencode(data_dir)) if n != state)
+    except OSError:
+        return None
+    if not names:
+        return b""
+    starts = [b"./" + n for n in names]  # "./" keeps a name like "-x" from being an option
+    if procs < 2 or len(starts) < 2 or sum(map(len, starts)) > _MAX_ARGS:
+        cmds = [[find, ".", "-mindepth", "1", "-path", "./" + STATE_DIR, "-prune",
+                 "-o", "-printf", FIND_FORMAT]]
+    else:
+        step = -(-len(starts) // procs)
+        cmds = [[find, *starts[i:i + step], "-printf", FIND_FORMAT]
+                for i in range(0, len(starts), step)]
+    env = dict(os.environ, LC_ALL="C")
+    outs = []
+    try:
+        running = []
+        for cmd in cmds:
+            # Files, not pipes: each find writes at its own pace, nobody drains.
+            out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+            outs += [out, err]
+            running.append((subprocess.Popen(cmd, cwd=data_dir, stdout=out, stderr=err,
+                                             stdin=subprocess.DEVNULL, env=env), out, err))
+        parts = []
+        ok = True
+        for proc, out, err in running:
+            if proc.wait() != 0 or err.tell() or os.fstat(err.fileno()).st_size:
+                ok = False
+            out.seek(0)
+            parts.append(out.read())
+        return b"".join(parts) if ok else None
+    except OSError:
+        return None
+    finally:
+        for f in outs:
+            f.close()
+
+
+def _ns(text: bytes) -> int:
+    """Nanoseconds from find's ``%T@``: seconds, floored even before 1970, and a fraction."""
+    sec, _, frac = text.partition(b".")
+    return int(sec) * 1_000_000_000 + int(frac.ljust(9, b"0")[:9])
+
+
+def _snapshot_key(lines: list[str]) -> str:
+    """What else the result of a listing depends on: rules, format, Python's Unicode."""
+    text = "\0".join([str(SNAPSHOT_FORMAT), sys.version.split()[0],
+                      unicodedata.unidata_version, *lines])
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _pack(result: ScanResult) -> bytes:
+    columns = tuple(zip(*result.files.values(), strict=True)) or ((), (), (), ())
+    return marshal.dumps((*columns, result.warnings, tuple(sorted(result.skipped))))
+
+
+def _unpack(blob: bytes) -> tuple[dict[str, LocalFile], tuple[str, ...], frozenset[str]]:
+    with _no_gc():
+        paths, sizes, mtimes, shas, warnings, skipped = marshal.loads(blob)
+        rows = zip(paths, sizes, mtimes, shas, strict=True)
+        files = dict(zip(paths, map(_new_file, rows), strict=True))
+    return files, tuple(warnings), frozenset(skipped)
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """Hold off the cyclic GC while making 100,000 tuples that cannot be in a cycle.
+
+    Otherwise it runs some hundred times for nothing, and its full passes
+    over every object double the time of a scan.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+_new_file = functools.partial(tuple.__new__, LocalFile)  # LocalFile(...) at C speed
+
+
+class _Lister(threading.Thread):
+    """Runs the lister while the caller loads the snapshot."""
+
+    def __init__(self, lister: Callable[[str], bytes | None], data_dir: str):
+        super().__init__(daemon=True)
+        self.lister, self.data_dir = lister, data_dir
+        self.listing: bytes | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.listing = self.lister(self.data_dir)
+        except BaseException as exc:  # noqa: BLE001 - re-raised by result()
+            self.error = exc
+
+    def result(self) -> bytes | None:
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return self.listing
+
+
+# -- the scan ------------------------------------------------------------------------------
+
 def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
          now_ns: Callable[[], int] = time.time_ns, jobs: int = 4,
          progress: Callable[[int], None] | None = None,
-         on_warning: Callable[[str], None] | None = None) -> ScanResult:
+         on_warning: Callable[[str], None] | None = None,
+         lister: Callable[[str], bytes | None] | None = None) -> ScanResult:
     """Every file of the data folder with its sha256, using the stat cache.
 
-    This loop is the cost of every status and sync, so it is one flat loop:
-    a path found in the stat cache was checked (safe, NFC) when it was
-    stored there, ignore rules are matched only when there are some, small
-    files are hashed inline and large ones in a pool with a bounded number
-    in flight.
+    With GNU find (``lister``, by default ``find_listing``) the tree is
+    listed first, before anything is hashed. A listing equal byte for byte
+    to the one stored with the last result (the tree snapshot), under the
+    same rules, gives that result back without a look at any file: every
+    size, mtime, ctime and inode is as it was, and a snapshot is stored only
+    when no file in it was racily clean or unreadable. Otherwise the
+    listing's records go through the same per-file steps as the Python walk,
+    which is used when there is no listing.
     """
+    lines = _rule_lines(data_dir, ignore)
+    rules = pathspec.GitIgnoreSpec.from_lines(lines)
+    if lister is None:
+        lister = find_listing
+    listing: bytes | None = None
+    job = _Lister(lister, data_dir)
+    job.start()
+    key = _snapshot_key(lines)
+    old = state.scan_snapshot()
+    replay = None
+    if old is not None and old[0] == key:
+        try:
+            replay = _unpack(old[2])
+        except (ValueError, EOFError, TypeError):
+            replay = None
+    listing = job.result()
+    if listing is not None and replay is not None and listing == old[1]:
+        files, warnings, skipped = replay
+        if on_warning:
+            for msg in warnings:
+                on_warning(msg)
+        if progress:
+            for _ in files:
+                progress(1)
+        return ScanResult(files, warnings, 0, skipped, rules, source="snapshot")
+    del replay
+
     warnings: list[str] = []
     skipped: set[str] = set()
 
@@ -177,125 +387,211 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
         if on_warning:
             on_warning(msg)
 
-    rules = ignore_rules(data_dir, ignore)
     active = has_patterns(rules)
     match = rules.match_file
     cache = state.stat_rows()
     hits = 0  # paths found in the cache: if all are, none left the folder
-    # Insertion order is path order; a large file holds its place (None)
-    # until the pool has hashed it.
+    # Insertion order is path order; a file to hash holds its place (None)
+    # until it is hashed.
     files: dict[str, LocalFile | None] = {}
     fresh: dict[str, tuple] = {}  # new stat cache rows, in CachedStat's field order
+    # Files to hash, (path, fs_path, size, mtime, ctime, inode), in batches
+    # of about BATCH_BYTES, hashed as they fill: on this thread when their
+    # files are small (threads then fight over the GIL and lose: 100,000
+    # files of 4 KiB take longer with 2 or 4 threads than with one), in the
+    # pool when they are large.
+    batches: list[list[tuple]] = []
+    hashed: list[list[tuple] | Future] = []  # a batch's results, or their future
+    batch: list[tuple] = []
+    batch_bytes = 0
+    pool: ThreadPoolExecutor | None = None
     seen: dict[str, str] = {}
     resort = False  # a name changed by NFC may sort elsewhere
-    is_reg = stat.S_ISREG
     new_file = tuple.__new__  # LocalFile(...) without its Python-level __new__
-    hash_now = _hash
     window = RACY_WINDOW_NS
-    pool: ThreadPoolExecutor | None = None
-    inflight: deque[tuple[str, os.stat_result, Future]] = deque()
-    limit = 2 * max(1, jobs)
+    storable = listing is not None  # no racy, unreadable or changing file
 
-    def done(path: str, st: os.stat_result, hashed: tuple) -> None:
+    def take(rel: str, size: int, mtime: int, ctime: int, inode: int, fs_path: str) -> None:
+        """One regular file, not ignored: from the cache if clean, else to hash."""
+        nonlocal hits, resort, batch_bytes
+        cached = cache.get(rel)
+        path = rel
+        if cached is None:
+            if not rel.isascii():
+                path = unicodedata.normalize("NFC", rel)
+                if path != rel:
+                    resort = True
+                    cached = cache.get(path)
+            try:
+                check_path(path)
+            except UnsafePathError as exc:
+                warn(rel, f"skipped, {exc}")
+                return
+        if path in seen:
+            warn(rel, f"skipped, as is {seen[path]!r}: their names differ only in "
+                      "Unicode form")
+            files.pop(path, None)
+            fresh.pop(path, None)
+            return
+        seen[path] = rel
+        if cached is not None:
+            hits += 1
+            _, c_size, c_mtime, c_ctime, c_inode, sha, checked = cached
+            if (mtime == c_mtime and size == c_size and ctime == c_ctime
+                    and inode == c_inode and mtime < checked - window):
+                files[path] = new_file(LocalFile, (path, size, mtime, sha))
+                if progress:
+                    progress(1)
+                return
+        files[path] = None
+        batch.append((path, fs_path, size, mtime, ctime, inode))
+        batch_bytes += size + 4096
+        if batch_bytes >= BATCH_BYTES:
+            send()
+
+    def send() -> None:
+        nonlocal batch, batch_bytes, pool
+        if jobs > 1 and batch_bytes >= POOL_MIN_SIZE * len(batch):
+            if pool is None:
+                pool = ThreadPoolExecutor(max_workers=jobs)
+            hashed.append(pool.submit(_hash_batch, batch, now_ns))
+        else:
+            hashed.append(_hash_batch(batch, now_ns))
+        batches.append(batch)
+        batch, batch_bytes = [], 0
+
+    def done(job: tuple, hashed: tuple) -> None:
+        nonlocal storable
+        path, _, size, mtime, ctime, inode = job
         sha, checked, problem = hashed
         if path not in files:
             return  # dropped meanwhile: its name collided with another
         if problem:
+            storable = False
             del files[path]
             warn(path, problem)
             return
-        size, mtime = st.st_size, st.st_mtime_ns
-        fresh[path] = (path, size, mtime, st.st_ctime_ns, st.st_ino, sha, checked)
+        if mtime >= checked - window:
+            storable = False  # racily clean: the next scan must look again
+        fresh[path] = (path, size, mtime, ctime, inode, sha, checked)
         files[path] = new_file(LocalFile, (path, size, mtime, sha))
         if progress:
             progress(1)
 
-    stack: list[tuple[str, Iterator[os.DirEntry]]] = []
-    top = _listing(data_dir, "", warn)
-    if top is not None:
-        stack.append(("", top))
     try:
-        while stack:
-            prefix, entries = stack[-1]
-            for entry in entries:
-                rel = prefix + entry.name
-                if rel == STATE_DIR:
-                    continue
-                try:
-                    if entry.is_symlink():
-                        warn(rel, "symbolic link skipped")
-                        continue
-                    if entry.is_dir(follow_symlinks=False):
-                        if active and match(rel + "/"):
-                            continue
-                        sub = _listing(entry.path, rel, warn)
-                        if sub is None:
-                            continue
-                        stack.append((rel + "/", sub))
-                        break
-                    st = entry.stat(follow_symlinks=False)
-                except OSError as exc:
-                    warn(rel, f"cannot stat: {exc.strerror}")
-                    continue
-                if not is_reg(st.st_mode):
-                    warn(rel, "special file skipped")
-                    continue
-                if active and match(rel):
-                    continue
-                cached = cache.get(rel)
-                path = rel
-                if cached is None:
-                    if not rel.isascii():
-                        path = unicodedata.normalize("NFC", rel)
-                        if path != rel:
-                            resort = True
-                            cached = cache.get(path)
-                    try:
-                        check_path(path)
-                    except UnsafePathError as exc:
-                        warn(rel, f"skipped, {exc}")
-                        continue
-                if path in seen:
-                    warn(rel, f"skipped, as is {seen[path]!r}: their names differ only in "
-                              "Unicode form")
-                    files.pop(path, None)
-                    fresh.pop(path, None)
-                    continue
-                seen[path] = rel
-                if cached is not None:
-                    hits += 1
-                    _, size, mtime, ctime, inode, sha, checked = cached
-                    m = st.st_mtime_ns
-                    if (m == mtime and st.st_size == size and st.st_ctime_ns == ctime
-                            and st.st_ino == inode and m < checked - window):
-                        files[path] = new_file(LocalFile, (path, size, mtime, sha))
-                        if progress:
-                            progress(1)
-                        continue
-                if st.st_size < INLINE_MAX:
-                    files[path] = None
-                    done(path, st, hash_now(entry.path, st, now_ns))
-                    continue
-                files[path] = None
-                if pool is None:
-                    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
-                inflight.append((path, st, pool.submit(_hash, entry.path, st, now_ns)))
-                while len(inflight) >= limit:
-                    p, s, f = inflight.popleft()
-                    done(p, s, f.result())
+        with _no_gc():
+            if listing is not None:
+                _take_listing(listing, data_dir, take, warn, match if active else None)
             else:
-                stack.pop()
-        while inflight:
-            p, s, f = inflight.popleft()
-            done(p, s, f.result())
+                _walk(data_dir, take, warn, match if active else None)
+        if batch:
+            send()
+        for one_batch, results in zip(batches, hashed, strict=True):
+            if not isinstance(results, list):
+                results = results.result()
+            for one, result in zip(one_batch, results, strict=True):
+                done(one, result)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
 
     gone = ([] if hits == len(cache)
             else [p for p in cache if p not in files and p not in skipped])
-    if fresh or gone:
-        state.update_stat_cache(fresh.values(), drop=gone)
     if resort:
         files = dict(sorted(files.items()))
-    return ScanResult(files, tuple(warnings), len(fresh), frozenset(skipped), rules)
+    result = ScanResult(files, tuple(warnings), len(fresh), frozenset(skipped), rules,
+                        source="walk" if listing is None else "find")
+    snapshot = (key, listing, _pack(result)) if storable else None
+    if fresh or gone or snapshot is not None or old is not None:
+        state.update_stat_cache(fresh.values(), drop=gone, snapshot=snapshot)
+    return result
+
+
+def _take_listing(listing: bytes, data_dir: str, take: Callable, warn: Callable,
+                  match: Callable[[str], bool] | None) -> None:
+    """Feed find's records to ``take`` in the walk's order, with the walk's warnings.
+
+    A folder's records only serve the ignore rules: a folder they match is
+    not entered by the walk, so nothing under it counts, whatever later
+    rules re-include.
+    """
+    encoding = sys.getfilesystemencoding()
+    records = []
+    for record in listing.split(b"\0"):
+        if not record:
+            continue
+        kind, size, mtime, ctime, inode, path = record.split(b" ", 5)
+        if kind == b"d":
+            continue
+        # "%T@" has ten fraction digits; _ns() reads any other shape.
+        if mtime[-11] == 46 and ctime[-11] == 46:  # "."
+            mtime = int(mtime[:-11]) * 1_000_000_000 + int(mtime[-10:-1])
+            ctime = int(ctime[:-11]) * 1_000_000_000 + int(ctime[-10:-1])
+        else:
+            mtime, ctime = _ns(mtime), _ns(ctime)
+        records.append((str(path[2:], encoding, "surrogateescape"), kind, size, mtime, ctime,
+                        inode))
+    records.sort()
+    pruned: dict[str, bool] = {"": False}
+
+    def inside_pruned(folder: str) -> bool:
+        hit = pruned.get(folder)
+        if hit is None:
+            hit = pruned[folder] = (inside_pruned(folder.rpartition("/")[0])
+                                    or match(folder + "/"))
+        return hit
+
+    prefix = data_dir + os.sep
+    for rel, kind, size, mtime, ctime, inode in records:
+        if match is not None and inside_pruned(rel.rpartition("/")[0]):
+            continue
+        if kind == b"l":
+            warn(rel, "symbolic link skipped")
+        elif kind != b"f":
+            warn(rel, "special file skipped")
+        elif match is None or not match(rel):
+            take(rel, int(size), mtime, ctime, int(inode), prefix + rel)
+
+
+def _walk(data_dir: str, take: Callable, warn: Callable,
+          match: Callable[[str], bool] | None) -> None:
+    """Feed the Python walk's regular files to ``take``, in path order.
+
+    Symbolic links and special files are reported, folders matched by the
+    ignore rules and symbolic links to folders are not entered.
+    """
+    is_reg = stat.S_ISREG
+    stack: list[tuple[str, Iterator[os.DirEntry]]] = []
+    top = _listing(data_dir, "", warn)
+    if top is not None:
+        stack.append(("", top))
+    while stack:
+        prefix, entries = stack[-1]
+        for entry in entries:
+            rel = prefix + entry.name
+            if rel == STATE_DIR:
+                continue
+            try:
+                if entry.is_symlink():
+                    warn(rel, "symbolic link skipped")
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    if match is not None and match(rel + "/"):
+                        continue
+                    sub = _listing(entry.path, rel, warn)
+                    if sub is None:
+                        continue
+                    stack.append((rel + "/", sub))
+                    break
+                st = entry.stat(follow_symlinks=False)
+            except OSError as exc:
+                warn(rel, f"cannot stat: {exc.strerror}")
+                continue
+            if not is_reg(st.st_mode):
+                warn(rel, "special file skipped")
+                continue
+            if match is not None and match(rel):
+                continue
+            take(rel, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, entry.path)
+        else:
+            stack.pop()

@@ -39,6 +39,8 @@ CREATE TABLE IF NOT EXISTS stat_cache (
     path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
     ctime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, sha256 TEXT NOT NULL,
     checked_ns INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS scan_snapshot (id INTEGER PRIMARY KEY CHECK (id = 1),
+    rules TEXT NOT NULL, listing BLOB NOT NULL, result BLOB NOT NULL);
 """
 
 
@@ -348,8 +350,21 @@ class State:
                                "checked_ns FROM stat_cache").fetchall()
         return {r[0]: r for r in rows}
 
-    def update_stat_cache(self, rows: Iterable[tuple], *, drop: Iterable[str] = ()) -> None:
-        """Store rows in CachedStat's field order (CachedStat or plain tuples)."""
+    def update_stat_cache(self, rows: Iterable[tuple], *, drop: Iterable[str] = (),
+                          snapshot: tuple[str, bytes, bytes] | None = None) -> None:
+        """Store rows in CachedStat's field order (CachedStat or plain tuples).
+
+        The scan's tree snapshot (rules key, listing, packed result) is
+        replaced by ``snapshot`` in the same transaction, or dropped: a
+        snapshot is only as good as the stat cache it was made with.
+        """
         with self.transaction() as db:
             db.executemany("INSERT OR REPLACE INTO stat_cache VALUES (?,?,?,?,?,?,?)", rows)
             db.executemany("DELETE FROM stat_cache WHERE path=?", ((p,) for p in drop))
+            db.execute("DELETE FROM scan_snapshot")
+            if snapshot is not None:
+                db.execute("INSERT INTO scan_snapshot VALUES (1, ?, ?, ?)", snapshot)
+
+    def scan_snapshot(self) -> tuple[str, bytes, bytes] | None:
+        """The last scan's (rules key, listing, packed result), if it left one."""
+        return self.db.execute("SELECT rules, listing, result FROM scan_snapshot").fetchone()

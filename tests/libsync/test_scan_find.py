@@ -1,0 +1,320 @@
+"""GNU find's listing and the tree snapshot give what the Python walk gives.
+
+Every case runs the scan twice from the same local state, once through
+find (and the snapshot when it applies) and once through the walk, and
+requires equal results and equal stat caches.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+
+import pytest
+from libsync_helpers import sha, write
+
+from libsync import scan as scan_module
+from libsync.scan import RACY_WINDOW_NS, ScanResult, find_listing, gnu_find, scan
+from libsync.state import State
+
+pytestmark = pytest.mark.skipif(gnu_find() is None, reason="needs GNU find")
+
+# The clock of every scan here: an hour after now, so that files written by
+# the tests with a real mtime are safely old, unless a test says otherwise.
+NOW = time.time_ns() + 3600 * 1_000_000_000
+NFC_NAME = "caf\u00e9.txt"
+NFD_NAME = "cafe\u0301.txt"
+
+
+@pytest.fixture
+def data(tmp_path):
+    d = tmp_path / "Data"
+    d.mkdir()
+    for rel in ["a.txt", "a-b/c.txt", "a/b.txt", "a/deep/er.bin", "b c/with space.txt",
+                "-dash.txt", "-dir/x", "new\nline.txt", f"dir/{NFD_NAME}", "z/last"]:
+        write(d, rel, rel)
+    (d / "empty").mkdir()
+    os.symlink("a.txt", d / "link")
+    return d
+
+
+@pytest.fixture
+def state(data):
+    with State(str(data)) as s:
+        yield s
+
+
+def no_find(data_dir: str) -> None:
+    return None
+
+
+class Counting:
+    """A lister that counts its calls: the fast path must still list the tree."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, data_dir: str) -> bytes | None:
+        self.calls += 1
+        return find_listing(data_dir)
+
+
+def copy_of(state: State) -> sqlite3.Connection:
+    saved = sqlite3.connect(":memory:")
+    state.db.backup(saved)
+    return saved
+
+
+def both(data, state: State, **kw) -> ScanResult:
+    """Scan through find, then from the same state through the walk; both must agree.
+
+    The state is left as the find scan left it, snapshot included.
+    """
+    before = copy_of(state)
+    fast = scan(str(data), state, now_ns=lambda: NOW, **kw)
+    fast_cache = state.stat_cache()
+    after = copy_of(state)
+    before.backup(state.db)
+    walked = scan(str(data), state, now_ns=lambda: NOW, lister=no_find, **kw)
+    assert walked.source == "walk"
+    assert fast.source in ("find", "snapshot")
+    assert fast == walked          # files, warnings, hashed, skipped, rules
+    assert list(fast.files) == list(walked.files)      # the same order too
+    assert state.stat_cache() == fast_cache
+    after.backup(state.db)
+    return fast
+
+
+def settled(data, state, **kw) -> ScanResult:
+    """Scan until the snapshot is used, and check that it is."""
+    first = both(data, state, **kw)
+    again = both(data, state, **kw)
+    assert (again.source, again.hashed) == ("snapshot", 0)
+    assert again.files == first.files and again.warnings == first.warnings
+    return again
+
+
+def test_an_unchanged_tree_is_returned_from_the_snapshot(data, state):
+    first = both(data, state)
+    assert first.source == "find" and first.hashed == 9
+    assert first.warnings == ("link: symbolic link skipped", "new\nline.txt: skipped, "
+                              "unsafe path 'new\\nline.txt': control character")
+    lister, warnings = Counting(), []
+    again = scan(str(data), state, now_ns=lambda: NOW, lister=lister,
+                 on_warning=warnings.append)
+    assert (again.source, again.hashed, lister.calls) == ("snapshot", 0, 1)
+    assert list(again.files.items()) == list(first.files.items())
+    assert (again.warnings, again.skipped, again.rules) == (first.warnings, first.skipped,
+                                                            first.rules)
+    assert warnings == list(first.warnings)               # replayed
+    assert again.files[f"dir/{NFC_NAME}"].sha256 == sha(f"dir/{NFD_NAME}")
+    assert again.files["-dir/x"].sha256 == sha("-dir/x")
+    assert again.skipped == {"link", "new\nline.txt"}
+
+
+def rewrite_same_size_and_mtime(data):
+    p = data / "a" / "b.txt"
+    st = os.stat(p)
+    time.sleep(0.01)                  # let the ctime move on
+    p.write_bytes(b"A/B.TXT")
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = os.stat(p)
+    if after.st_ctime_ns == st.st_ctime_ns:
+        pytest.skip("the file system's ctime did not move")
+
+
+def replace_by_symlink(data):
+    os.unlink(data / "a.txt")
+    os.symlink("z/last", data / "a.txt")
+
+
+def add_ignore_rule(data):
+    write(data, ".s3syncignore", "*.bin\nb c/\n")
+
+
+CHANGES = {
+    "rewrite keeping size and mtime": (rewrite_same_size_and_mtime, 1),
+    "file added": (lambda d: write(d, "a/new.txt", "new"), 1),
+    "file deleted": (lambda d: os.unlink(d / "a-b" / "c.txt"), 0),
+    "file replaced by a symlink": (replace_by_symlink, 0),
+    "fifo": (lambda d: os.mkfifo(d / "a" / "pipe"), 0),
+    "new folder": (lambda d: write(d, "new/deeper/f.txt", "f"), 1),
+    "new empty folder": (lambda d: (d / "void").mkdir(), 0),
+    "ignore rule in .s3syncignore": (add_ignore_rule, 1),
+    "personal ignore rule": (lambda d: write(d, ".s3sync/ignore", "a/\n"), 0),
+    "NFC twin of an NFD name": (lambda d: write(d, f"dir/{NFC_NAME}", "twin"), 0),
+    "unsafe name": (lambda d: write(d, "back\\slash.txt", "b"), 0),
+    "state folder changes": (lambda d: write(d, ".s3sync/tmp/x", "x"), 0),
+}
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_a_change_is_seen_as_the_walk_sees_it(data, state, change):
+    apply, hashed = CHANGES[change]
+    before = settled(data, state)
+    apply(data)
+    result = both(data, state)
+    if change == "state folder changes":
+        assert result.source == "snapshot"
+    elif change == "new empty folder":
+        assert result.source == "find" and result == before
+    else:
+        assert result.source == "find"
+        assert result.hashed == hashed
+        assert (result.files, result.warnings) != (before.files, before.warnings)
+    after = settled(data, state)
+    assert after.files == result.files
+
+
+def test_rewrite_keeping_size_and_mtime_is_hashed_again(data, state):
+    settled(data, state)
+    rewrite_same_size_and_mtime(data)
+    result = both(data, state)
+    assert result.files["a/b.txt"].sha256 == sha("A/B.TXT")
+
+
+def test_ignore_argument_changes_the_rules_key_not_the_listing(data, state):
+    settled(data, state)
+    result = both(data, state, ignore=["a/"])
+    assert result.source == "find" and "a/b.txt" not in result.files
+    assert settled(data, state, ignore=["a/"]).files == result.files
+    assert both(data, state).source == "find"       # and back
+
+
+def test_a_racily_clean_file_is_not_trusted(data, state):
+    settled(data, state)
+    write(data, "hot.txt", "hot", mtime_ns=NOW - RACY_WINDOW_NS // 2)
+    first = both(data, state)
+    assert first.source == "find" and first.hashed == 1
+    assert state.scan_snapshot() is None            # no snapshot with a racy file
+    again = both(data, state)
+    assert again.source == "find" and again.hashed == 1
+    later = scan(str(data), state, now_ns=lambda: NOW + RACY_WINDOW_NS)
+    assert later.source == "find" and later.hashed == 1
+    assert scan(str(data), state, now_ns=lambda: NOW + RACY_WINDOW_NS).source == "snapshot"
+
+
+def test_no_snapshot_while_a_file_cannot_be_read(data, state, monkeypatch):
+    real_open = os.open
+
+    def failing_open(path, flags, *args):
+        if str(path).endswith("z/last"):
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", failing_open)
+    result = scan(str(data), state, now_ns=lambda: NOW)
+    assert result.source == "find"
+    assert "z/last: cannot read: Permission denied" in result.warnings
+    assert "z/last" in result.skipped and state.scan_snapshot() is None
+    assert scan(str(data), state, now_ns=lambda: NOW).source == "find"
+    monkeypatch.setattr(os, "open", real_open)
+    assert both(data, state).files["z/last"].sha256 == sha("z/last")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a folder of mode 000")
+def test_an_unreadable_folder_falls_back_to_the_walk(data, state):
+    settled(data, state)
+    os.chmod(data / "a", 0)
+    try:
+        assert find_listing(str(data)) is None
+        result = scan(str(data), state, now_ns=lambda: NOW)
+        assert result.source == "walk"
+        assert result.warnings == ("a: cannot read folder: Permission denied",
+                                   "link: symbolic link skipped")
+        assert "a/b.txt" not in result.files and state.scan_snapshot() is None
+    finally:
+        os.chmod(data / "a", 0o755)
+
+
+def fake_find(tmp_path, script: str) -> str:
+    path = tmp_path / "find"
+    path.write_text("#!/bin/sh\n" + script)
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_find_complaining_on_stderr_means_the_walk(data, state, tmp_path, monkeypatch):
+    # What find does on an unreadable folder, whoever runs the test.
+    monkeypatch.setattr(scan_module, "_find", fake_find(
+        tmp_path, "echo \"find: './a': Permission denied\" >&2\nexit 1\n"))
+    assert find_listing(str(data)) is None
+    result = scan(str(data), state, now_ns=lambda: NOW)
+    assert result.source == "walk" and state.scan_snapshot() is None
+    monkeypatch.setattr(scan_module, "_find", fake_find(
+        tmp_path, "echo 'odd' >&2\nexit 0\n"))   # stderr alone is enough
+    assert find_listing(str(data)) is None
+
+
+def test_without_gnu_find_the_walk_is_used(data, state, tmp_path, monkeypatch):
+    monkeypatch.setattr(scan_module, "_find", scan_module._UNKNOWN)
+    monkeypatch.setattr(scan_module.shutil, "which", lambda name: fake_find(
+        tmp_path, "echo 'find (BSD) 1.0'\n"))
+    assert gnu_find() is None
+    first = scan(str(data), state, now_ns=lambda: NOW)
+    again = scan(str(data), state, now_ns=lambda: NOW)
+    assert (first.source, again.source) == ("walk", "walk")
+    assert again.hashed == 0 and again.files == first.files
+    monkeypatch.setattr(scan_module, "_find", scan_module._UNKNOWN)
+    monkeypatch.undo()
+    assert gnu_find() is not None
+
+
+@pytest.mark.parametrize("procs, max_args", [(1, 1 << 16), (2, 0), (2, 1 << 16), (3, 1 << 16)])
+def test_one_or_several_finds_list_the_same_records(data, monkeypatch, procs, max_args):
+    monkeypatch.setattr(scan_module, "_MAX_ARGS", max_args)
+    listing = find_listing(str(data), procs)
+    records = sorted(listing.split(b"\0"))
+    assert records == sorted(find_listing(str(data), 2).split(b"\0"))
+    assert not any(b"./.s3sync" in r for r in records)
+    assert any(r.endswith(b" ./new\nline.txt") for r in records)
+    assert listing == find_listing(str(data), procs)      # stable bytes
+
+
+def test_find_listing_of_an_empty_folder(tmp_path):
+    assert find_listing(str(tmp_path)) == b""
+
+
+def test_gitignore_tree_through_find(data, state):
+    write(data, ".s3syncignore", "*.tmp\n!keep.tmp\nbuild/\nlogs/\n!logs/wanted.txt\n"
+                                 "/top-only.txt\n**/cache/*.bin\n")
+    for rel in ["x.tmp", "keep.tmp", "sub/y.tmp", "build/out.o", "sub/build/out.o",
+                "logs/wanted.txt", "top-only.txt", "sub/top-only.txt", "deep/cache/b.bin"]:
+        write(data, rel, rel)
+    os.symlink("x", data / "build" / "link")       # not reported: its folder is ignored
+    result = settled(data, state)
+    assert "logs/wanted.txt" not in result.files and "sub/keep.tmp" not in result.files
+    assert "keep.tmp" in result.files and "sub/top-only.txt" in result.files
+
+
+def test_old_timestamps_are_read_exactly(data, state):
+    write(data, "old.txt", "o", mtime_ns=-750_000_000)          # 1969, before the epoch
+    write(data, "older.txt", "o", mtime_ns=-315_619_199_250_000_000)
+    result = settled(data, state)
+    assert result.files["old.txt"].mtime_ns == -750_000_000
+    assert result.files["older.txt"].mtime_ns == -315_619_199_250_000_000
+
+
+def test_a_stat_cache_update_by_others_drops_the_snapshot(data, state):
+    settled(data, state)
+    state.update_stat_cache([])
+    assert state.scan_snapshot() is None
+    assert both(data, state).source == "find"
+
+
+def test_a_damaged_snapshot_is_not_used(data, state):
+    settled(data, state)
+    state.db.execute("UPDATE scan_snapshot SET result = x'00'")
+    assert both(data, state).source == "find"
+    assert scan(str(data), state, now_ns=lambda: NOW).source == "snapshot"
+
+
+def test_large_files_hashed_in_the_pool_keep_their_order(data, state, monkeypatch):
+    monkeypatch.setattr(scan_module, "BATCH_BYTES", 5000)
+    monkeypatch.setattr(scan_module, "POOL_MIN_SIZE", 0)
+    for i in range(30):
+        write(data, f"p/f{i:02d}", "x" * (i * 300))
+    result = both(data, state, jobs=3)
+    assert result.hashed == 39
+    assert all(result.files[f"p/f{i:02d}"].sha256 == sha("x" * (i * 300)) for i in range(30))
