@@ -78,8 +78,8 @@ class ScanResult:
     # The ignore rules in force: ignored paths are left alone on both sides.
     rules: pathspec.PathSpec | None = None
     # How the tree was read: "snapshot" (unchanged since the last scan),
-    # "find" (GNU find's listing) or "walk" (Python). Never part of equality:
-    # all three give the same result.
+    # "changes" (a few files changed since), "find" (GNU find's listing) or
+    # "walk" (Python). Never part of equality: all give the same result.
     source: str = field(default="walk", compare=False)
 
     @cached_property
@@ -375,6 +375,12 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
             for _ in files:
                 progress(1)
         return ScanResult(files, warnings, 0, skipped, rules, source="snapshot")
+    if listing is not None and replay is not None:
+        changes = _changed_files(old[1], listing, replay[2], rules if has_patterns(rules)
+                                 else None)
+        if changes is not None:
+            return _apply_changes(data_dir, state, key, listing, replay, changes, rules,
+                                  now_ns, progress, on_warning)
     del replay
 
     warnings: list[str] = []
@@ -504,6 +510,109 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
     snapshot = (key, listing, _pack(result)) if storable else None
     if fresh or gone or snapshot is not None or old is not None:
         state.update_stat_cache(fresh.values(), drop=gone, snapshot=snapshot)
+    return result
+
+
+# A listing that differs from the snapshot's in at most this many records
+# is applied to the snapshot's result; more, and the tree is gone through.
+MAX_CHANGES = 256
+
+
+def _changed_files(old: bytes, new: bytes, skipped: frozenset[str],
+                   rules: pathspec.PathSpec | None
+                   ) -> tuple[dict[str, tuple], set[str]] | None:
+    """The regular files whose records differ between two listings, as
+    (path -> (size, mtime, ctime, inode) now, paths gone), or None when the
+    change is not one this shortcut takes: too many records, or anything
+    but plain regular files whose names pass every check (links, special
+    files, new folders under ignore rules, non-ASCII or unsafe names, and
+    paths with a warning of their own go the long way)."""
+    old_set, new_set = set(old.split(b"\0")), set(new.split(b"\0"))
+    added, removed = new_set - old_set, old_set - new_set
+    added.discard(b"")
+    removed.discard(b"")
+    if len(added) + len(removed) > MAX_CHANGES:
+        return None
+    encoding = sys.getfilesystemencoding()
+    now: dict[str, tuple] = {}
+    folders_before = set()
+    gone = set()
+    for record in removed:
+        kind, *_, path = record.split(b" ", 5)
+        rel = str(path[2:], encoding, "surrogateescape")
+        if kind == b"d":
+            folders_before.add(rel)
+        elif kind != b"f" or rel in skipped:
+            return None
+        else:
+            gone.add(rel)
+    for record in added:
+        kind, size, mtime, ctime, inode, path = record.split(b" ", 5)
+        rel = str(path[2:], encoding, "surrogateescape")
+        if kind == b"d":
+            if rules is not None and rel not in folders_before:
+                return None  # a new folder: whether it is ignored decides for its files
+            continue
+        if kind != b"f" or not rel.isascii() or rel in skipped:
+            return None
+        if rules is not None and _ignored(rules, rel):
+            continue
+        try:
+            check_path(rel)
+        except UnsafePathError:
+            return None
+        now[rel] = (int(size), _ns(mtime), _ns(ctime), int(inode))
+    return now, gone - now.keys()
+
+
+def _ignored(rules: pathspec.PathSpec, rel: str) -> bool:
+    """As the walk decides: a folder the rules match is not entered."""
+    parts = rel.split("/")
+    return (any(rules.match_file("/".join(parts[:i]) + "/") for i in range(1, len(parts)))
+            or rules.match_file(rel))
+
+
+def _apply_changes(data_dir, state, key, listing, replay, changes, rules, now_ns, progress,
+                   on_warning) -> ScanResult:
+    """The snapshot's result with a few files changed, added or gone: only
+    those are hashed, and only their stat cache rows are written."""
+    files, warnings, skipped = replay
+    now, gone = changes
+    for path in gone:
+        files.pop(path, None)
+    if on_warning:
+        for msg in warnings:
+            on_warning(msg)
+    problems = []
+    fresh = []
+    storable = True
+    prefix = data_dir + os.sep
+    resort = False
+    for path, (size, mtime, ctime, inode) in sorted(now.items()):
+        sha, checked, problem = _hash(prefix + path, size, mtime, now_ns)
+        if problem:
+            storable = False
+            files.pop(path, None)
+            problems.append(path)
+            msg = f"{path}: {problem}"
+            warnings += (msg,)
+            if on_warning:
+                on_warning(msg)
+            continue
+        if mtime >= checked - RACY_WINDOW_NS:
+            storable = False
+        fresh.append((path, size, mtime, ctime, inode, sha, checked))
+        resort = resort or path not in files
+        files[path] = _new_file((path, size, mtime, sha))
+    if resort:
+        files = dict(sorted(files.items()))
+    if progress:
+        for _ in files:
+            progress(1)
+    result = ScanResult(files, warnings, len(fresh), skipped.union(problems), rules,
+                        source="changes")
+    state.update_stat_cache(fresh, drop=gone,
+                            snapshot=(key, listing, _pack(result)) if storable else None)
     return result
 
 

@@ -78,7 +78,7 @@ def both(data, state: State, **kw) -> ScanResult:
     before.backup(state.db)
     walked = scan(str(data), state, now_ns=lambda: NOW, lister=no_find, **kw)
     assert walked.source == "walk"
-    assert fast.source in ("find", "snapshot")
+    assert fast.source in ("find", "snapshot", "changes")
     assert fast == walked          # files, warnings, hashed, skipped, rules
     assert list(fast.files) == list(walked.files)      # the same order too
     assert state.stat_cache() == fast_cache
@@ -149,6 +149,9 @@ CHANGES = {
 }
 
 
+SHORT = {"rewrite keeping size and mtime", "file added", "file deleted", "new folder"}
+
+
 @pytest.mark.parametrize("change", CHANGES)
 def test_a_change_is_seen_as_the_walk_sees_it(data, state, change):
     apply, hashed = CHANGES[change]
@@ -158,9 +161,11 @@ def test_a_change_is_seen_as_the_walk_sees_it(data, state, change):
     if change == "state folder changes":
         assert result.source == "snapshot"
     elif change == "new empty folder":
-        assert result.source == "find" and result == before
+        assert result.source == "changes" and result == before
     else:
-        assert result.source == "find"
+        # A few plain files changed: applied to the snapshot's result; links,
+        # special files, other rules and odd names: the whole listing.
+        assert result.source == ("changes" if change in SHORT else "find")
         assert result.hashed == hashed
         assert (result.files, result.warnings) != (before.files, before.warnings)
     after = settled(data, state)
@@ -186,7 +191,7 @@ def test_a_racily_clean_file_is_not_trusted(data, state):
     settled(data, state)
     write(data, "hot.txt", "hot", mtime_ns=NOW - RACY_WINDOW_NS // 2)
     first = both(data, state)
-    assert first.source == "find" and first.hashed == 1
+    assert first.source == "changes" and first.hashed == 1
     assert state.scan_snapshot() is None            # no snapshot with a racy file
     again = both(data, state)
     assert again.source == "find" and again.hashed == 1
@@ -318,3 +323,46 @@ def test_large_files_hashed_in_the_pool_keep_their_order(data, state, monkeypatc
     result = both(data, state, jobs=3)
     assert result.hashed == 39
     assert all(result.files[f"p/f{i:02d}"].sha256 == sha("x" * (i * 300)) for i in range(30))
+
+
+def test_a_few_changed_files_under_ignore_rules_take_the_short_way(data, state):
+    write(data, ".s3syncignore", "*.tmp\nbuild/\n")
+    write(data, "build/old.o", "o")
+    settled(data, state)
+    write(data, "build/new.o", "n")                 # in an ignored folder
+    write(data, "a/scratch.tmp", "t")               # an ignored name
+    write(data, "a/kept.txt", "k")
+    result = both(data, state)
+    assert (result.source, result.hashed) == ("changes", 1)
+    assert "a/kept.txt" in result.files and "a/scratch.tmp" not in result.files
+    assert not [p for p in result.files if p.startswith("build/")]
+    write(data, "fresh/f.txt", "f")                 # a new folder: the rules decide
+    assert both(data, state).source == "find"
+
+
+def test_many_changes_take_the_whole_listing(data, state, monkeypatch):
+    monkeypatch.setattr(scan_module, "MAX_CHANGES", 3)
+    settled(data, state)
+    for n in range(3):
+        write(data, f"many/{n}.txt", str(n))
+    result = both(data, state)
+    assert (result.source, result.hashed) == ("find", 3)
+
+
+def test_a_changed_file_that_cannot_be_read_on_the_short_way(data, state, monkeypatch):
+    settled(data, state)
+    write(data, "z/last", "changed")
+    real_open = os.open
+
+    def failing_open(path, flags, *args):
+        if str(path).endswith("z/last"):
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", failing_open)
+    result = both(data, state)
+    assert result.source == "changes" and "z/last" not in result.files
+    assert result.warnings[-1] == "z/last: cannot read: Permission denied"
+    assert state.scan_snapshot() is None
+    monkeypatch.setattr(os, "open", real_open)
+    assert both(data, state).files["z/last"].sha256 == sha("changed")
