@@ -9,8 +9,8 @@ connection pool, so proxies, TLS verification and timeouts stay those of
 the client.
 
 Only the success path and a failed condition are handled here: any other
-answer, or a network error, is answered by sending the same request
-through the client (which retries and explains errors), and an answer the
+answer, or a network error before one, is answered by sending the same
+request through the client (which retries and explains errors), and an answer the
 lane did not expect switches the lane off for the rest of the run. The
 lane emits botocore's ``before-send`` event like the client does, so
 whatever watches the wire still sees every request.
@@ -23,7 +23,8 @@ import hmac
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
 from urllib.parse import quote, urlsplit
 
 from botocore.awsrequest import AWSRequest
@@ -51,20 +52,16 @@ class _Seen(Exception):
     """Stops the client's set-up request before it is signed and sent."""
 
 
-class Answer:
+class Answer(NamedTuple):
     """What the lane got back: ``etag`` (with ``size`` and ``chunks`` for a
     read), or ``failed_condition``, or neither: then the caller sends the
     request through the client instead."""
 
-    __slots__ = ("etag", "failed_condition", "size", "chunks", "close")
-
-    def __init__(self, etag: str | None = None, failed_condition: bool = False,
-                 size: int = 0, chunks: Iterator[bytes] | None = None, close=None):
-        self.etag = etag
-        self.failed_condition = failed_condition
-        self.size = size
-        self.chunks = chunks
-        self.close = close
+    etag: str | None = None
+    failed_condition: bool = False
+    size: int = 0
+    chunks: Iterator[bytes] | None = None
+    close: Callable[[], None] | None = None
 
 
 class Lane:
