@@ -1,8 +1,9 @@
 """GNU find's listing and the tree snapshot give what the Python walk gives.
 
-Every case runs the scan twice from the same local state, once through
-find (and the snapshot when it applies) and once through the walk, and
-requires equal results and equal stat caches.
+Every case runs the scan twice from the same local state, once with
+find's listing (and the snapshot or the changes when they apply) and once
+with no listing, through the walk alone, and requires equal results and
+equal stat caches.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def both(data, state: State, **kw) -> ScanResult:
     before.backup(state.db)
     walked = scan(str(data), state, now_ns=lambda: NOW, lister=no_find, **kw)
     assert walked.source == "walk"
-    assert fast.source in ("find", "snapshot", "changes")
+    assert fast.source in ("walk", "snapshot", "changes")
     assert fast == walked          # files, warnings, hashed, skipped, rules
     assert list(fast.files) == list(walked.files)      # the same order too
     assert state.stat_cache() == fast_cache
@@ -97,7 +98,7 @@ def settled(data, state, **kw) -> ScanResult:
 
 def test_an_unchanged_tree_is_returned_from_the_snapshot(data, state):
     first = both(data, state)
-    assert first.source == "find" and first.hashed == 9
+    assert first.source == "walk" and first.hashed == 9
     assert first.warnings == ("link: symbolic link skipped", "new\nline.txt: skipped, "
                               "unsafe path 'new\\nline.txt': control character")
     lister, warnings = Counting(), []
@@ -165,7 +166,7 @@ def test_a_change_is_seen_as_the_walk_sees_it(data, state, change):
     else:
         # A few plain files changed: applied to the snapshot's result; links,
         # special files, other rules and odd names: the whole listing.
-        assert result.source == ("changes" if change in SHORT else "find")
+        assert result.source == ("changes" if change in SHORT else "walk")
         assert result.hashed == hashed
         assert (result.files, result.warnings) != (before.files, before.warnings)
     after = settled(data, state)
@@ -182,9 +183,9 @@ def test_rewrite_keeping_size_and_mtime_is_hashed_again(data, state):
 def test_ignore_argument_changes_the_rules_key_not_the_listing(data, state):
     settled(data, state)
     result = both(data, state, ignore=["a/"])
-    assert result.source == "find" and "a/b.txt" not in result.files
+    assert result.source == "walk" and "a/b.txt" not in result.files
     assert settled(data, state, ignore=["a/"]).files == result.files
-    assert both(data, state).source == "find"       # and back
+    assert both(data, state).source == "walk"       # and back
 
 
 def test_a_racily_clean_file_is_not_trusted(data, state):
@@ -194,9 +195,9 @@ def test_a_racily_clean_file_is_not_trusted(data, state):
     assert first.source == "changes" and first.hashed == 1
     assert state.scan_snapshot() is None            # no snapshot with a racy file
     again = both(data, state)
-    assert again.source == "find" and again.hashed == 1
+    assert again.source == "walk" and again.hashed == 1
     later = scan(str(data), state, now_ns=lambda: NOW + RACY_WINDOW_NS)
-    assert later.source == "find" and later.hashed == 1
+    assert later.source == "walk" and later.hashed == 1
     assert scan(str(data), state, now_ns=lambda: NOW + RACY_WINDOW_NS).source == "snapshot"
 
 
@@ -210,10 +211,10 @@ def test_no_snapshot_while_a_file_cannot_be_read(data, state, monkeypatch):
 
     monkeypatch.setattr(os, "open", failing_open)
     result = scan(str(data), state, now_ns=lambda: NOW)
-    assert result.source == "find"
+    assert result.source == "walk"
     assert "z/last: cannot read: Permission denied" in result.warnings
     assert "z/last" in result.skipped and state.scan_snapshot() is None
-    assert scan(str(data), state, now_ns=lambda: NOW).source == "find"
+    assert scan(str(data), state, now_ns=lambda: NOW).source == "walk"
     monkeypatch.setattr(os, "open", real_open)
     assert both(data, state).files["z/last"].sha256 == sha("z/last")
 
@@ -299,19 +300,25 @@ def test_old_timestamps_are_read_exactly(data, state):
     result = settled(data, state)
     assert result.files["old.txt"].mtime_ns == -750_000_000
     assert result.files["older.txt"].mtime_ns == -315_619_199_250_000_000
+    write(data, "oldest.txt", "o", mtime_ns=-315_619_199_999_999_999)   # read from find's text
+    write(data, "newer.txt", "n", mtime_ns=1_700_000_000_123_456_789)
+    changed = both(data, state)
+    assert changed.source == "changes"
+    assert changed.files["oldest.txt"].mtime_ns == -315_619_199_999_999_999
+    assert changed.files["newer.txt"].mtime_ns == 1_700_000_000_123_456_789
 
 
 def test_a_stat_cache_update_by_others_drops_the_snapshot(data, state):
     settled(data, state)
     state.update_stat_cache([])
     assert state.scan_snapshot() is None
-    assert both(data, state).source == "find"
+    assert both(data, state).source == "walk"
 
 
 def test_a_damaged_snapshot_is_not_used(data, state):
     settled(data, state)
     state.db.execute("UPDATE scan_snapshot SET result = x'00'")
-    assert both(data, state).source == "find"
+    assert both(data, state).source == "walk"
     assert scan(str(data), state, now_ns=lambda: NOW).source == "snapshot"
 
 
@@ -337,7 +344,7 @@ def test_a_few_changed_files_under_ignore_rules_take_the_short_way(data, state):
     assert "a/kept.txt" in result.files and "a/scratch.tmp" not in result.files
     assert not [p for p in result.files if p.startswith("build/")]
     write(data, "fresh/f.txt", "f")                 # a new folder: the rules decide
-    assert both(data, state).source == "find"
+    assert both(data, state).source == "walk"
 
 
 def test_many_changes_take_the_whole_listing(data, state, monkeypatch):
@@ -346,7 +353,7 @@ def test_many_changes_take_the_whole_listing(data, state, monkeypatch):
     for n in range(3):
         write(data, f"many/{n}.txt", str(n))
     result = both(data, state)
-    assert (result.source, result.hashed) == ("find", 3)
+    assert (result.source, result.hashed) == ("walk", 3)
 
 
 def test_a_changed_file_that_cannot_be_read_on_the_short_way(data, state, monkeypatch):
