@@ -48,6 +48,12 @@ def _chunks(raw, key: str, size: int) -> Iterator[bytes]:
         raise NetworkError(f"{key}: the connection broke mid-transfer ({exc})") from exc
 
 
+def _query(params: dict[str, str]) -> str:
+    """SigV4's canonical query string, which is also sent as is."""
+    return "&".join(f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}"
+                    for k, v in sorted(params.items()))
+
+
 class _Seen(Exception):
     """Stops the client's set-up request before it is signed and sent."""
 
@@ -127,6 +133,17 @@ class Lane:
             return Answer(etag=reply.headers["ETag"])
         return self._refused(status)
 
+    def put_part(self, key: str, upload_id: str, number: int, body: bytes, sha256_hex: str,
+                 headers: dict[str, str]) -> Answer:
+        """PUT one part of a multipart upload; the part's ETag, or nothing."""
+        reply = self._send("PUT", "UploadPart", key, body, sha256_hex, headers,
+                           params={"partNumber": str(number), "uploadId": upload_id})
+        if reply is None:
+            return Answer()
+        if reply.status_code == 200 and reply.headers.get("ETag"):
+            return Answer(etag=reply.headers["ETag"])
+        return self._refused(reply.status_code)
+
     def get(self, key: str, headers: dict[str, str], chunk: int) -> Answer:
         """GET ``key``: on success, its chunks as they arrive."""
         reply = self._send("GET", "GetObject", key, b"", _EMPTY_SHA256, headers, stream=True)
@@ -140,12 +157,15 @@ class Lane:
         raw.close()
         return self._refused(status)
 
-    def _send(self, method, operation, key, body, payload_hash, headers, stream=False):
+    def _send(self, method, operation, key, body, payload_hash, headers, stream=False,
+              params=None):
         if not self.enabled:
             return None
         path = self.base_path + "/" + quote(key, safe="/~")
-        signed = self.sign(method, path, dict(headers), payload_hash)
-        request = AWSRequest(method, self.origin + path, data=body, headers=signed).prepare()
+        query = _query(params or {})
+        signed = self.sign(method, path, dict(headers), payload_hash, query=query)
+        url = self.origin + path + ("?" + query if query else "")
+        request = AWSRequest(method, url, data=body, headers=signed).prepare()
         request.stream_output = stream
         try:
             replies = self.events.emit(f"before-send.s3.{operation}", request=request)
@@ -162,8 +182,10 @@ class Lane:
         return Answer()
 
     def sign(self, method: str, path: str, headers: dict[str, str], payload_hash: str,
-             stamp: str | None = None) -> dict[str, str]:
-        """``headers`` plus Host, the date, the payload hash and Authorization."""
+             stamp: str | None = None, query: str = "") -> dict[str, str]:
+        """``headers`` plus Host, the date, the payload hash and Authorization.
+
+        ``query`` is the canonical query string (see ``_query``)."""
         creds = self.credentials.get_frozen_credentials()
         stamp = stamp or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         day = stamp[:8]
@@ -174,7 +196,7 @@ class Lane:
             headers["x-amz-security-token"] = creds.token
         names = sorted(headers)
         canonical = "\n".join([
-            method, path, "",
+            method, path, query,
             *(f"{n}:{' '.join(str(headers[n]).split())}" for n in names),
             "", ";".join(names), payload_hash])
         scope = f"{day}/{self.region}/s3/aws4_request"

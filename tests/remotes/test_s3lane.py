@@ -40,6 +40,22 @@ def test_the_signature_is_botocores(key, token, base):
     assert ours.get("x-amz-security-token") == token
 
 
+def test_a_part_signature_is_botocores():
+    from libsync.remotes.s3lane import _query
+    creds = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+    lane = Lane("https://b.s3.eu-west-3.amazonaws.com", "eu-west-3", creds, http_session=None,
+                events=None, user_agent="t")
+    body = b"part"
+    sha = hashlib.sha256(body).hexdigest()
+    query = _query({"uploadId": "Ab+c/d==~x", "partNumber": "12"})
+    assert query == "partNumber=12&uploadId=Ab%2Bc%2Fd%3D%3D~x"
+    theirs = AWSRequest("PUT", f"{lane.origin}/k%20k?{query}", data=body,
+                        headers={"X-Amz-Content-SHA256": sha})
+    S3SigV4Auth(creds, "s3", "eu-west-3").add_auth(theirs)
+    ours = lane.sign("PUT", "/k%20k", {}, sha, stamp=theirs.headers["X-Amz-Date"], query=query)
+    assert ours["authorization"] == theirs.headers["Authorization"]
+
+
 @pytest.fixture(params=["moto", "seaweedfs"])
 def spec(request, monkeypatch, tmp_path):
     return make_remote(request.param, request, monkeypatch, tmp_path)
@@ -116,3 +132,19 @@ def test_a_refused_lane_steps_aside_for_the_client(spec, tmp_path, monkeypatch):
             remote.put_file("data/f.csv", str(path), sha256=hashlib.sha256(b"x\n").hexdigest())
         assert by_lane(sent) == ["PUT"] and sent[1:] and not by_lane(sent[1:]), sent
         assert remote._short_lane() is None  # switched off for the rest of the run
+
+
+def test_parts_of_a_large_file_take_the_lane(spec, tmp_path, monkeypatch):
+    from libsync.remotes import s3
+    monkeypatch.setattr(s3, "MULTIPART_THRESHOLD", 6 << 20)
+    monkeypatch.setattr(s3, "PART_SIZE", 5 << 20)
+    data = hashlib.sha256(b"seed").digest() * (12 << 15)  # 12 MiB, 3 parts
+    path = tmp_path / "big"
+    path.write_bytes(data)
+    with spec.open() as remote:
+        remote.put("warm", b"x")
+        sent = watch(remote)
+        etag = remote.put_file("data/big é", str(path), sha256=hashlib.sha256(data).hexdigest())
+        assert by_lane(sent) == ["PUT", "PUT", "PUT"] and len(sent) == 5, sent
+        assert remote._short_lane() is not None
+        assert remote.head("data/big é").etag == etag and remote.get("data/big é") == data
