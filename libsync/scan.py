@@ -506,6 +506,8 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
 
     gone = ([] if hits == len(cache)
             else [p for p in cache if p not in files and p not in skipped])
+    cache.clear()  # a tuple and a key per file: let go before the snapshot is packed
+    seen.clear()
     if resort:
         files = dict(sorted(files.items()))
     result = ScanResult(files, tuple(warnings), len(fresh), frozenset(skipped), rules)
