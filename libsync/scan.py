@@ -281,8 +281,11 @@ def _snapshot_key(lines: list[str]) -> str:
 
 
 def _pack(result: ScanResult) -> bytes:
-    columns = tuple(zip(*result.files.values(), strict=True)) or ((), (), (), ())
-    return marshal.dumps((*columns, result.warnings, tuple(sorted(result.skipped))))
+    """The result as columns, by marshal's version 2: no table of the objects
+    written (version 3 keeps one, some 20 MB at 100,000 files)."""
+    files = result.files.values()
+    columns = [tuple(f[i] for f in files) for i in range(4)]
+    return marshal.dumps((*columns, result.warnings, tuple(sorted(result.skipped))), 2)
 
 
 def _unpack(blob: bytes) -> tuple[dict[str, LocalFile], tuple[str, ...], frozenset[str]]:
@@ -382,6 +385,7 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
         changes = _changed_files(old[1], listing, replay[2], rules if has_patterns(rules)
                                  else None)
         if changes is not None:
+            del old  # the last listing and result, both read: 17 MB at 100,000 files
             return _apply_changes(data_dir, state, key, listing, replay, changes, rules,
                                   now_ns, progress, on_warning)
     # The rest is the walk, with the listing kept for the next snapshot; the
@@ -531,6 +535,7 @@ def _changed_files(old: bytes, new: bytes, skipped: frozenset[str],
     but plain regular files whose names pass every check (links, special
     files, new folders under ignore rules, non-ASCII or unsafe names, and
     paths with a warning of their own go the long way)."""
+    old, new = _middles(old, new)
     old_set, new_set = set(old.split(b"\0")), set(new.split(b"\0"))
     added, removed = new_set - old_set, old_set - new_set
     added.discard(b"")
@@ -567,6 +572,64 @@ def _changed_files(old: bytes, new: bytes, skipped: frozenset[str],
             return None
         now[rel] = (int(size), _ns(mtime), _ns(ctime), int(inode))
     return now, gone - now.keys()
+
+
+def _middles(old: bytes, new: bytes) -> tuple[bytes, bytes]:
+    """Two listings without the whole records they begin and end with alike.
+
+    Folders list in a stable order, so a few changed files leave most of a
+    listing in place: comparing in blocks from both ends costs a few
+    milliseconds and spares sets of 100,000 records (some 30 MB).
+    """
+    head = _common_head(old, new)
+    head = old.rfind(b"\0", 0, head) + 1             # back to a record's start
+    tail = _common_tail(old, new, min(len(old), len(new)) - head)
+    if tail:
+        # Forward to a record's end that lies within the common tail, so it is
+        # one in both listings.
+        end = old.find(b"\0", len(old) - tail)
+        tail = len(old) - end - 1 if end >= 0 else 0
+    return old[head:len(old) - tail], new[head:len(new) - tail]
+
+
+_BLOCK = 1 << 16
+
+
+def _common_head(a: bytes, b: bytes) -> int:
+    """The length of the longest common prefix."""
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i:i + _BLOCK] == b[i:i + _BLOCK]:
+        i += _BLOCK
+    if i >= n:
+        return n
+    step = _BLOCK
+    while step > 1:  # the first difference is in [i, i + step)
+        step //= 2
+        if a[i:i + step] == b[i:i + step]:
+            i += step
+    return i
+
+
+def _common_tail(a: bytes, b: bytes, limit: int) -> int:
+    """The length of the longest common suffix, at most ``limit``."""
+    la, lb = len(a), len(b)
+    k = 0
+    while k < limit:
+        m = min(_BLOCK, limit - k)
+        if a[la - k - m:la - k] != b[lb - k - m:lb - k]:
+            break
+        k += m
+    else:
+        return limit
+    while m > 1:  # a difference is in the m bytes before the last k
+        h = m // 2
+        if a[la - k - h:la - k] == b[lb - k - h:lb - k]:
+            k += h
+            m -= h
+        else:
+            m = h
+    return k
 
 
 def _ignored(rules: pathspec.PathSpec, rel: str) -> bool:

@@ -373,3 +373,32 @@ def test_a_changed_file_that_cannot_be_read_on_the_short_way(data, state, monkey
     assert state.scan_snapshot() is None
     monkeypatch.setattr(os, "open", real_open)
     assert both(data, state).files["z/last"].sha256 == sha("changed")
+
+
+@pytest.mark.parametrize("block", [1, 2, 16, 1 << 16])
+def test_trimming_alike_records_keeps_every_difference(monkeypatch, block):
+    """The listings' common head and tail go before the set difference; the
+    records that differ must be exactly those of the whole listings."""
+    import random
+    monkeypatch.setattr(scan_module, "_BLOCK", block)
+    rnd = random.Random(block)
+    for _ in range(1500):
+        old = [b"f %d 1.0 2.0 %d ./d/%d" % (rnd.randrange(99), i, i)
+               for i in range(rnd.randrange(60))]
+        new = list(old)
+        for _ in range(rnd.randrange(4)):
+            at = rnd.randrange(len(new) + 1)
+            op = rnd.randrange(3)
+            if op == 0 and at < len(new):
+                new[at] += b"x"                     # changed
+            elif op == 1:
+                new.insert(at, b"f 1 1.0 1.0 1 ./n%d" % rnd.randrange(99))
+            elif at < len(new):
+                del new[at]
+        a, b = (b"".join(r + b"\0" for r in side) for side in (old, new))
+        ma, mb = scan_module._middles(a, b)
+        whole = (set(a.split(b"\0")), set(b.split(b"\0")))
+        part = (set(ma.split(b"\0")), set(mb.split(b"\0")))
+        assert (whole[1] - whole[0]) - {b""} == (part[1] - part[0]) - {b""}
+        assert (whole[0] - whole[1]) - {b""} == (part[0] - part[1]) - {b""}
+        assert len(ma) <= len(a) and len(mb) <= len(b)
