@@ -28,7 +28,6 @@ import stat
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
@@ -224,16 +223,25 @@ def find_listing(data_dir: str, procs: int = 2) -> bytes | None:
     find is missing, fails, or says anything on stderr (an unreadable
     folder, say): the Python walk then reports it properly.
     """
+    return start_listing(data_dir, procs)()
+
+
+def start_listing(data_dir: str, procs: int = 2) -> Callable[[], bytes | None]:
+    """Start ``find_listing``'s processes; the function returned waits for them.
+
+    The scan reads the last snapshot meanwhile: started from this thread,
+    the processes do not wait for the GIL that reading holds.
+    """
     find = gnu_find()
     if find is None:
-        return None
+        return lambda: None
     state = os.fsencode(STATE_DIR)
     try:
         names = sorted(n for n in os.listdir(os.fsencode(data_dir)) if n != state)
     except OSError:
-        return None
+        return lambda: None
     if not names:
-        return b""
+        return lambda: b""
     starts = [b"./" + n for n in names]  # "./" keeps a name like "-x" from being an option
     if procs < 2 or len(starts) < 2 or sum(map(len, starts)) > _MAX_ARGS:
         cmds = [[find, ".", "-mindepth", "1", "-path", "./" + STATE_DIR, "-prune",
@@ -243,28 +251,43 @@ def find_listing(data_dir: str, procs: int = 2) -> bytes | None:
         cmds = [[find, *starts[i:i + step], "-printf", FIND_FORMAT]
                 for i in range(0, len(starts), step)]
     env = dict(os.environ, LC_ALL="C")
-    outs = []
+    outs: list = []
+    running: list = []
+
+    def close() -> None:
+        for f in outs:
+            f.close()
+
     try:
-        running = []
         for cmd in cmds:
             # Files, not pipes: each find writes at its own pace, nobody drains.
             out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
             outs += [out, err]
             running.append((subprocess.Popen(cmd, cwd=data_dir, stdout=out, stderr=err,
                                              stdin=subprocess.DEVNULL, env=env), out, err))
-        parts = []
-        ok = True
-        for proc, out, err in running:
-            if proc.wait() != 0 or err.tell() or os.fstat(err.fileno()).st_size:
-                ok = False
-            out.seek(0)
-            parts.append(out.read())
-        return b"".join(parts) if ok else None
     except OSError:
-        return None
-    finally:
-        for f in outs:
-            f.close()
+        for proc, _, _ in running:
+            proc.kill()
+            proc.wait()
+        close()
+        return lambda: None
+
+    def finish() -> bytes | None:
+        try:
+            parts = []
+            ok = True
+            for proc, out, err in running:
+                if proc.wait() != 0 or err.tell() or os.fstat(err.fileno()).st_size:
+                    ok = False
+                out.seek(0)
+                parts.append(out.read())
+            return b"".join(parts) if ok else None
+        except OSError:
+            return None
+        finally:
+            close()
+
+    return finish
 
 
 def _ns(text: bytes) -> int:
@@ -315,28 +338,6 @@ def _no_gc() -> Iterator[None]:
 _new_file = functools.partial(tuple.__new__, LocalFile)  # LocalFile(...) at C speed
 
 
-class _Lister(threading.Thread):
-    """Runs the lister while the caller loads the snapshot."""
-
-    def __init__(self, lister: Callable[[str], bytes | None], data_dir: str):
-        super().__init__(daemon=True)
-        self.lister, self.data_dir = lister, data_dir
-        self.listing: bytes | None = None
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            self.listing = self.lister(self.data_dir)
-        except BaseException as exc:  # noqa: BLE001 - re-raised by result()
-            self.error = exc
-
-    def result(self) -> bytes | None:
-        self.join()
-        if self.error is not None:
-            raise self.error
-        return self.listing
-
-
 # -- the scan ------------------------------------------------------------------------------
 
 def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
@@ -358,22 +359,21 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
     """
     lines = _rule_lines(data_dir, ignore)
     rules = pathspec.GitIgnoreSpec.from_lines(lines)
-    if lister is None:
-        lister = find_listing
-    listing: bytes | None = None
-    job = _Lister(lister, data_dir)
-    job.start()
-    key = _snapshot_key(lines)
-    old = state.scan_snapshot()
+    # The listing runs (in other processes) while the last snapshot is read.
+    finish = start_listing(data_dir) if lister is None else functools.partial(lister, data_dir)
     replay = None
-    if old is not None and old[0] == key:
-        try:
-            replay = _unpack(old[2])
-        except (ValueError, EOFError, TypeError):
-            replay = None
-    if old is not None:
-        old = old[:2]  # the packed result is read: 10 MB at 100,000 files
-    listing = job.result()
+    try:
+        key = _snapshot_key(lines)
+        old = state.scan_snapshot()
+        if old is not None and old[0] == key:
+            try:
+                replay = _unpack(old[2])
+            except (ValueError, EOFError, TypeError):
+                replay = None
+        if old is not None:
+            old = old[:2]  # the packed result is read: 10 MB at 100,000 files
+    finally:
+        listing = finish()
     if listing is not None and replay is not None and listing == old[1]:
         files, warnings, skipped = replay
         if on_warning:
