@@ -4,8 +4,9 @@ Credentials come only from boto3's own chain (environment, profile, SSO,
 role); nothing here stores them. Uploads carry their SHA-256 so the server
 refuses torn bytes, and large files go up in parts whose completion carries
 the same condition a single PUT would; large objects come down as parallel
-ranges. Whole-object PUTs and GETs take the short lane of ``s3lane`` when
-they can, since botocore's own path costs more CPU than the request. boto3
+ranges. Whole-object PUTs and GETs, and the parts of large uploads, take
+the short lane of ``s3lane`` when they can, since botocore's own path
+costs more CPU than a small request. boto3
 is imported here (and by ``s3lane``) and nowhere else, so commands that
 never talk to S3 start fast.
 """
@@ -236,7 +237,8 @@ class S3Remote(Remote):
         return resp["ETag"]
 
     def _short_lane(self) -> Lane | None:
-        """The short path for whole-object PUTs and GETs, set up on first use."""
+        """The short path for whole-object PUTs and GETs and for parts, set up on
+        first use; None once the lane stepped aside for the client."""
         if self._lane is False:
             with self._lane_lock:
                 if self._lane is False:
