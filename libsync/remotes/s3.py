@@ -6,9 +6,8 @@ refuses torn bytes, and large files go up in parts whose completion carries
 the same condition a single PUT would; large objects come down as parallel
 ranges. Whole-object PUTs and GETs, and the parts of large uploads, take
 the short lane of ``s3lane`` when they can, since botocore's own path
-costs more CPU than a small request. boto3
-is imported here (and by ``s3lane``) and nowhere else, so commands that
-never talk to S3 start fast.
+costs more CPU than a small request. boto3 is imported here (and by
+``s3lane``) and nowhere else, so commands that never talk to S3 start fast.
 """
 
 from __future__ import annotations
