@@ -201,15 +201,22 @@ def test_a_racily_clean_file_is_not_trusted(data, state):
     assert scan(str(data), state, now_ns=lambda: NOW + RACY_WINDOW_NS).source == "snapshot"
 
 
-def test_no_snapshot_while_a_file_cannot_be_read(data, state, monkeypatch):
+def refuse_to_open(monkeypatch, suffix: str):
+    """os.open fails with EACCES for paths ending in ``suffix`` (root reads
+    anything, so chmod cannot make a file unreadable here); returns the real one."""
     real_open = os.open
 
     def failing_open(path, flags, *args):
-        if str(path).endswith("z/last"):
+        if str(path).endswith(suffix):
             raise PermissionError(13, "Permission denied", path)
         return real_open(path, flags, *args)
 
     monkeypatch.setattr(os, "open", failing_open)
+    return real_open
+
+
+def test_no_snapshot_while_a_file_cannot_be_read(data, state, monkeypatch):
+    real_open = refuse_to_open(monkeypatch, "z/last")
     result = scan(str(data), state, now_ns=lambda: NOW)
     assert result.source == "walk"
     assert "z/last: cannot read: Permission denied" in result.warnings
@@ -359,14 +366,7 @@ def test_many_changes_take_the_whole_listing(data, state, monkeypatch):
 def test_a_changed_file_that_cannot_be_read_on_the_short_way(data, state, monkeypatch):
     settled(data, state)
     write(data, "z/last", "changed")
-    real_open = os.open
-
-    def failing_open(path, flags, *args):
-        if str(path).endswith("z/last"):
-            raise PermissionError(13, "Permission denied", path)
-        return real_open(path, flags, *args)
-
-    monkeypatch.setattr(os, "open", failing_open)
+    real_open = refuse_to_open(monkeypatch, "z/last")
     result = both(data, state)
     assert result.source == "changes" and "z/last" not in result.files
     assert result.warnings[-1] == "z/last: cannot read: Permission denied"
