@@ -277,7 +277,7 @@ def start_listing(data_dir: str, procs: int = 2) -> Callable[[], bytes | None]:
             parts = []
             ok = True
             for proc, out, err in running:
-                if proc.wait() != 0 or err.tell() or os.fstat(err.fileno()).st_size:
+                if proc.wait() != 0 or os.fstat(err.fileno()).st_size:
                     ok = False
                 out.seek(0)
                 parts.append(out.read())
@@ -424,7 +424,6 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
     pool: ThreadPoolExecutor | None = None
     seen: dict[str, str] = {}
     resort = False  # a name changed by NFC may sort elsewhere
-    new_file = tuple.__new__  # LocalFile(...) without its Python-level __new__
     window = RACY_WINDOW_NS
     storable = listing is not None  # no racy, unreadable or changing file
 
@@ -458,7 +457,7 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
             _, c_size, c_mtime, c_ctime, c_inode, sha, checked = cached
             if (mtime == c_mtime and size == c_size and ctime == c_ctime
                     and inode == c_inode and mtime < checked - window):
-                files[path] = new_file(LocalFile, (path, size, mtime, sha))
+                files[path] = _new_file((path, size, mtime, sha))
                 if progress:
                     progress(1)
                 return
@@ -493,7 +492,7 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
         if mtime >= checked - window:
             storable = False  # racily clean: the next scan must look again
         fresh[path] = (path, size, mtime, ctime, inode, sha, checked)
-        files[path] = new_file(LocalFile, (path, size, mtime, sha))
+        files[path] = _new_file((path, size, mtime, sha))
         if progress:
             progress(1)
 

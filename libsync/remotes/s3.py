@@ -260,8 +260,9 @@ class S3Remote(Remote):
             part_sha = base64.b64encode(digest).decode()
             etag = None
             if lane is not None:  # the part's sha256 doubles as its signed payload hash
-                etag = lane.put_part(self._key(key), upload_id, number, data, digest.hex(),
-                                     {"x-amz-checksum-sha256": part_sha}).etag
+                etag = lane.put(self._key(key), data, digest.hex(),
+                                {"x-amz-checksum-sha256": part_sha},
+                                part=(upload_id, number)).etag
             if etag is None:
                 with _errors(key):
                     etag = self.client.upload_part(

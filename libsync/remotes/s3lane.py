@@ -122,22 +122,16 @@ class Lane:
         agent = f"s3sync {client.meta.config.user_agent or ''}".strip()
         return cls(base, seen["region"], credentials, http, events, agent)
 
-    def put(self, key: str, body: bytes, sha256_hex: str, headers: dict[str, str]) -> Answer:
+    def put(self, key: str, body: bytes, sha256_hex: str, headers: dict[str, str],
+            part: tuple[str, int] | None = None) -> Answer:
         """PUT ``body`` at ``key`` with ``headers`` (lower-case names, already
-        in their final form: conditions, checksum, metadata, encryption)."""
-        reply = self._send("PUT", "PutObject", key, body, sha256_hex, headers)
-        if reply is None:
-            return Answer()
-        status = reply.status_code
-        if status == 200 and reply.headers.get("ETag"):
-            return Answer(etag=reply.headers["ETag"])
-        return self._refused(status)
-
-    def put_part(self, key: str, upload_id: str, number: int, body: bytes, sha256_hex: str,
-                 headers: dict[str, str]) -> Answer:
-        """PUT one part of a multipart upload; the part's ETag, or nothing."""
-        reply = self._send("PUT", "UploadPart", key, body, sha256_hex, headers,
-                           params={"partNumber": str(number), "uploadId": upload_id})
+        in their final form: conditions, checksum, metadata, encryption), or
+        as the part (upload id, number) of a multipart upload."""
+        if part is None:
+            reply = self._send("PUT", "PutObject", key, body, sha256_hex, headers)
+        else:
+            reply = self._send("PUT", "UploadPart", key, body, sha256_hex, headers,
+                               params={"partNumber": str(part[1]), "uploadId": part[0]})
         if reply is None:
             return Answer()
         if reply.status_code == 200 and reply.headers.get("ETag"):
