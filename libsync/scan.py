@@ -39,6 +39,7 @@ from typing import NamedTuple
 import pathspec
 
 from .errors import UnsafePathError
+from .hashworker import HashWorkers
 from .manifest import STATE_DIR, check_path
 from .state import CachedStat, State
 
@@ -56,6 +57,9 @@ INLINE_MAX = 1 << 20
 # their average size is at least POOL_MIN_SIZE.
 BATCH_BYTES = 1 << 20
 POOL_MIN_SIZE = 64 << 10
+# Small files go to helper processes (see hashworker), one per core up to
+# ``jobs``, in batches of this many bytes: fewer hand-overs, less GIL.
+HELPER_BATCH_BYTES = 4 << 20
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
 
 
@@ -158,6 +162,25 @@ def _hash(fs_path: str, size: int, mtime_ns: int, now_ns: Callable[[], int]
 
 def _hash_batch(batch: list[tuple], now_ns: Callable[[], int]) -> list[tuple]:
     return [_hash(fs_path, size, mtime, now_ns) for _, fs_path, size, mtime, _, _ in batch]
+
+
+def _hash_by(workers: HashWorkers, batch: list[tuple], now_ns: Callable[[], int]
+             ) -> list[tuple]:
+    """``_hash_batch`` in a helper process; here if no helper can take it."""
+    checked = now_ns()
+    answers = workers.hash([job[1] for job in batch])
+    if answers is None:
+        return _hash_batch(batch, now_ns)
+    out = []
+    for (_, _, size, mtime, _, _), (digest, after_size, after_mtime, err) in zip(
+            batch, answers, strict=True):
+        if err:
+            out.append((None, checked, f"cannot read: {os.strerror(err)}"))
+        elif after_size != size or after_mtime != mtime:
+            out.append((None, checked, "changed while it was read; skipped this time"))
+        else:
+            out.append((digest.hex(), checked, None))
+    return out
 
 
 def _listing(folder: str, rel: str, on_warning: Callable[[str, str], None]
@@ -413,15 +436,18 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
     files: dict[str, LocalFile | None] = {}
     fresh: dict[str, tuple] = {}  # new stat cache rows, in CachedStat's field order
     # Files to hash, (path, fs_path, size, mtime, ctime, inode), in batches
-    # of about BATCH_BYTES, hashed as they fill: on this thread when their
-    # files are small (threads then fight over the GIL and lose: 100,000
-    # files of 4 KiB take longer with 2 or 4 threads than with one), in the
-    # pool when they are large.
+    # of about BATCH_BYTES, hashed as they fill: in the pool when their files
+    # are large; when small, in helper processes (threads would fight over
+    # the GIL and lose: 100,000 files of 4 KiB take longer with 2 or 4
+    # threads than with one), or on this thread if just one batch is small.
     batches: list[list[tuple]] = []
     hashed: list[list[tuple] | Future] = []  # a batch's results, or their future
     batch: list[tuple] = []
     batch_bytes = 0
     pool: ThreadPoolExecutor | None = None
+    helpers = min(jobs, os.cpu_count() or 1) if HashWorkers.available() else 0
+    workers = HashWorkers(helpers) if helpers > 1 else None
+    small_batch = HELPER_BATCH_BYTES if workers else BATCH_BYTES
     seen: dict[str, str] = {}
     resort = False  # a name changed by NFC may sort elsewhere
     window = RACY_WINDOW_NS
@@ -464,15 +490,21 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
         files[path] = None
         batch.append((path, fs_path, size, mtime, ctime, inode))
         batch_bytes += size + 4096
-        if batch_bytes >= BATCH_BYTES:
-            send()
+        if batch_bytes >= BATCH_BYTES and (batch_bytes >= small_batch
+                                           or batch_bytes >= POOL_MIN_SIZE * len(batch)):
+            send(full=True)
 
-    def send() -> None:
+    def send(full: bool) -> None:
         nonlocal batch, batch_bytes, pool
-        if jobs > 1 and batch_bytes >= POOL_MIN_SIZE * len(batch):
+        large = batch_bytes >= POOL_MIN_SIZE * len(batch)
+        # A helper is started for the first full batch of small files: a few
+        # changed files are hashed here sooner than a process starts.
+        helped = workers is not None and not large and (full or pool is not None)
+        if jobs > 1 and (large or helped):
             if pool is None:
                 pool = ThreadPoolExecutor(max_workers=jobs)
-            hashed.append(pool.submit(_hash_batch, batch, now_ns))
+            hashed.append(pool.submit(_hash_by, workers, batch, now_ns) if helped
+                          else pool.submit(_hash_batch, batch, now_ns))
         else:
             hashed.append(_hash_batch(batch, now_ns))
         batches.append(batch)
@@ -500,7 +532,7 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
         with _no_gc():
             _walk(data_dir, take, warn, match if active else None)
         if batch:
-            send()
+            send(full=False)
         for one_batch, results in zip(batches, hashed, strict=True):
             if not isinstance(results, list):
                 results = results.result()
@@ -509,6 +541,8 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+        if workers is not None:
+            workers.close()
 
     gone = [p for p in cache if p not in files and p not in skipped]
     cache.clear()  # a tuple and a key per file: let go before the snapshot is packed

@@ -1,0 +1,172 @@
+"""Small files hashed in helper processes: the same answers as hashing here."""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import struct
+
+import pytest
+from libsync_helpers import sha, write
+
+from libsync import hashworker
+from libsync import scan as scan_module
+from libsync.hashworker import ANSWER, HashWorkers, serve
+from libsync.scan import scan
+from libsync.state import State
+
+NOW = 1_800_000_000_000_000_000  # long after the files' mtimes: none is racy
+
+
+def request(*paths: bytes) -> bytes:
+    blob = b"".join(p + b"\0" for p in paths)
+    return struct.pack("<I", len(blob)) + blob
+
+
+def test_serve_answers_each_path_in_order(tmp_path):
+    names = [b"plain", b"-n", b"new\nline", b"latin1-\xe9", b"empty"]
+    for name in names:
+        (tmp_path / os.fsdecode(name)).write_bytes(b"" if name == b"empty" else name)
+    paths = [os.fsencode(tmp_path) + b"/" + n for n in names]
+    out = io.BytesIO()
+    serve(io.BytesIO(request(*paths[:2]) + request(paths[2], b"/no/such", *paths[3:])), out)
+    answers = list(ANSWER.iter_unpack(out.getvalue()))
+    assert len(answers) == 6
+    got = [a for i, a in enumerate(answers) if i != 3]
+    for name, (digest, size, mtime, err) in zip(names, got, strict=True):
+        content = b"" if name == b"empty" else name
+        st = os.stat(os.fsencode(tmp_path) + b"/" + name)
+        assert (digest.hex(), size, mtime, err) == (sha(content), len(content),
+                                                    st.st_mtime_ns, 0)
+    assert answers[3] == (bytes(32), 0, 0, errno.ENOENT)
+
+
+def test_a_symbolic_link_is_not_followed(tmp_path):
+    os.symlink("/etc/passwd", tmp_path / "link")
+    out = io.BytesIO()
+    serve(io.BytesIO(request(os.fsencode(tmp_path / "link"))), out)
+    assert ANSWER.unpack(out.getvalue())[3] == errno.ELOOP
+
+
+def test_helpers_hash_in_processes_and_stop_when_closed(tmp_path):
+    workers = HashWorkers(2)
+    (tmp_path / "a").write_bytes(b"a")
+    try:
+        assert workers.hash([str(tmp_path / "a")])[0][0].hex() == sha(b"a")
+        assert workers.hash([str(tmp_path / "b")])[0][3] == errno.ENOENT
+        procs = [w.proc for w in workers._started]
+        assert procs and all(p.poll() is None for p in procs)
+    finally:
+        workers.close()
+    assert all(p.poll() == 0 for p in procs)
+
+
+def test_a_helper_that_dies_answers_none_from_then_on(tmp_path):
+    workers = HashWorkers(1)
+    (tmp_path / "a").write_bytes(b"a")
+    try:
+        assert workers.hash([str(tmp_path / "a")]) is not None
+        workers._started[0].proc.kill()
+        workers._started[0].proc.wait()
+        assert workers.hash([str(tmp_path / "a")]) is None
+        assert workers.hash([str(tmp_path / "a")]) is None
+    finally:
+        workers.close()
+
+
+def test_a_helper_that_cannot_start_answers_none(tmp_path, monkeypatch):
+    monkeypatch.setattr(hashworker.sys, "executable", str(tmp_path / "no-python"))
+    workers = HashWorkers(2)
+    assert workers.hash([str(tmp_path)]) is None
+    workers.close()
+
+
+# -- in the scan ---------------------------------------------------------------------
+
+@pytest.fixture
+def data(tmp_path):
+    d = tmp_path / "Data"
+    d.mkdir()
+    for i in range(40):
+        write(d, f"d{i % 3}/f{i:02d}.txt", f"content {i}" * (i + 1))
+    return d
+
+
+class Helping:
+    """Small batches, helpers whatever the core count, and a hook on each request."""
+
+    def __init__(self, monkeypatch, before=None):
+        monkeypatch.setattr(scan_module, "BATCH_BYTES", 16 << 10)
+        monkeypatch.setattr(scan_module, "HELPER_BATCH_BYTES", 32 << 10)
+        monkeypatch.setattr(scan_module.os, "cpu_count", lambda: 2)
+        self.files = 0
+        real = HashWorkers.hash
+
+        def counted(workers, paths):
+            self.files += len(paths)
+            if before:
+                before(workers, paths)
+            return real(workers, paths)
+        monkeypatch.setattr(HashWorkers, "hash", counted)
+
+
+def scan_twice(data, tmp_path):
+    """A scan with helpers and one without, from fresh states; their files."""
+    with State(str(data)) as state:
+        helped = scan(str(data), state, now_ns=lambda: NOW, jobs=4)
+    alone_state = tmp_path / "alone"
+    os.rename(data / ".s3sync", alone_state)  # keep the helped state out of the way
+    with State(str(data)) as state:
+        alone = scan(str(data), state, now_ns=lambda: NOW, jobs=1)
+    return helped, alone
+
+
+def test_a_scan_with_helpers_equals_one_without(data, tmp_path, monkeypatch):
+    helping = Helping(monkeypatch)
+    helped, alone = scan_twice(data, tmp_path)
+    assert helping.files == helped.hashed == 40
+    assert helped.files == alone.files and helped.warnings == alone.warnings == ()
+    assert helped.files["d1/f07.txt"].sha256 == sha("content 7" * 8)
+
+
+def test_a_file_changed_before_its_helper_read_it_is_skipped(data, monkeypatch):
+    def grow(workers, paths):
+        for p in paths:
+            if p.endswith("f05.txt"):
+                with open(p, "a") as f:
+                    f.write("more")
+    Helping(monkeypatch, before=grow)
+    with State(str(data)) as state:
+        result = scan(str(data), state, now_ns=lambda: NOW, jobs=4)
+    assert "d2/f05.txt" not in result.files and len(result.files) == 39
+    assert result.warnings == ("d2/f05.txt: changed while it was read; skipped this time",)
+    assert "d2/f05.txt" in result.skipped
+
+
+def test_a_file_gone_before_its_helper_read_it(data, monkeypatch):
+    def remove(workers, paths):
+        for p in paths:
+            if p.endswith("f10.txt") and os.path.exists(p):
+                os.unlink(p)
+    Helping(monkeypatch, before=remove)
+    with State(str(data)) as state:
+        result = scan(str(data), state, now_ns=lambda: NOW, jobs=4)
+    assert result.warnings == ("d1/f10.txt: cannot read: No such file or directory",)
+
+
+def test_when_helpers_die_the_scan_hashes_the_rest_itself(data, tmp_path, monkeypatch):
+    def kill(workers, paths):
+        for worker in workers._started:
+            worker.proc.kill()
+    Helping(monkeypatch, before=kill)
+    helped, alone = scan_twice(data, tmp_path)
+    assert helped.files == alone.files and helped.hashed == 40 and not helped.warnings
+
+
+def test_a_few_files_are_hashed_without_starting_a_helper(data, monkeypatch):
+    helping = Helping(monkeypatch)
+    monkeypatch.setattr(scan_module, "BATCH_BYTES", 1 << 20)
+    with State(str(data)) as state:
+        result = scan(str(data), state, now_ns=lambda: NOW, jobs=4)
+    assert result.hashed == 40 and helping.files == 0
