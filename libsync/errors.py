@@ -14,6 +14,11 @@ class UsageError(SyncError):
     """A command was asked for something that makes no sense: a bad value."""
 
 
+class PathspecError(UsageError):
+    """A path on the command line is outside the data folder, ignored, or
+    names no file that this workspace, its base or the remote knows."""
+
+
 class ConfigError(SyncError):
     """``s3sync.json`` is missing, malformed, or names something impossible."""
 

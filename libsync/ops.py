@@ -9,7 +9,9 @@ was really done. Results are plain frozen data; nothing here prints.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+import posixpath
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +21,7 @@ from .errors import (
     AccessDeniedError,
     CommitRaceError,
     LocalChangedError,
+    PathspecError,
     PreconditionFailed,
     RemoteNotFoundError,
     SyncError,
@@ -124,6 +127,29 @@ def finish_trash(state: State, remote: Remote) -> tuple[list[str], list[str]]:
     return trashed, left
 
 
+def pathspecs(paths: Iterable[str] | None) -> tuple[tuple[str, str], ...] | None:
+    """Command-line paths as data-folder paths, each after the argument it came from.
+
+    ``./a/``, ``a//b`` and ``a/x/../b`` become ``a``, ``a/b`` and ``a/b``;
+    ``.`` and the empty path are the whole data folder. An absolute path,
+    or one that leaves the data folder, raises PathspecError; callers check
+    this before they read anything. No paths (None or none given) is None:
+    the whole folder.
+    """
+    if paths is None:
+        return None
+    out = []
+    for arg in paths:
+        path = arg.replace(os.sep, "/") if os.sep != "/" else arg
+        if posixpath.isabs(path) or os.path.splitdrive(arg)[0]:
+            raise PathspecError(f"{arg!r} is absolute; paths are relative to the data folder")
+        path = posixpath.normpath(unicodedata.normalize("NFC", path))  # "" and "./" are "."
+        if path == ".." or path.startswith("../"):
+            raise PathspecError(f"{arg!r} is outside the data folder")
+        out.append((arg, path))
+    return tuple(out) or None
+
+
 def plan(state: State, scanned: ScanResult, paths: Iterable[str] | None = None,
          remote: Manifest | None = None) -> tuple[diff.Action, ...]:
     """Reconcile the scan against the base and the remote manifest.
@@ -132,12 +158,22 @@ def plan(state: State, scanned: ScanResult, paths: Iterable[str] | None = None,
     manifest it did not store. With the cached one, paths on which base and
     remote agree are compared by sha256 alone, and records are decoded
     only for the paths that may need an action.
+
+    ``paths``, as given on the command line, limit the plan to those files
+    and folders (see ``pathspecs``). Each must name a file, or a folder
+    holding one, that the scan found or that the base or the remote holds
+    (deleted ones do not count), and must not be ignored: else
+    PathspecError, and no plan. Only what is read here anyway is looked
+    at, so the check costs no request.
     """
+    specs = pathspecs(paths)
     local = {p: f.sha256 for p, f in scanned.files.items()}
     remote = remote if remote is not None else state.remote_view()
     among = None
     if _unread_view(state, remote):
         agreed, base, theirs = state.compare()
+        if specs:
+            _check_matched(specs, scanned, agreed, base, theirs)
         among = diff.unsettled(local, agreed, base, theirs)
         both = state.records("base", [p for p in among if p in agreed])
         base.update(both)
@@ -145,12 +181,59 @@ def plan(state: State, scanned: ScanResult, paths: Iterable[str] | None = None,
         candidates: Iterable[str] = (p for p in among if p in base or p in theirs)
     else:
         base, theirs = state.base(), remote.records
+        if specs:
+            _check_matched(specs, scanned, {}, base, theirs)
         candidates = set(base) | set(theirs)
     # Ignored paths are left alone on both sides: ignoring a synced file
     # neither deletes it remotely nor brings it down again.
     ignored = [p for p in candidates if scanned.ignored(p)] if scanned.has_rules else []
+    wanted = None if specs is None or any(p == "." for _, p in specs) else [p for _, p in specs]
     return diff.reconcile(local, base, theirs, skipped=[*scanned.skipped, *ignored],
-                          paths=paths, among=among)
+                          paths=wanted, among=among)
+
+
+def _check_matched(specs: Sequence[tuple[str, str]], scanned: ScanResult,
+                   agreed: Mapping[str, str | None], base: Mapping[str, Record],
+                   theirs: Mapping[str, Record]) -> None:
+    """Raise PathspecError for a path that is ignored, or that names nothing.
+
+    A path names something if it is a file of the scan or a live record of
+    the base or the remote (``agreed`` maps the paths on which both agree
+    to the sha256, None for a tombstone), or a folder above one; or if it
+    is, is under or is above a path the scan skipped (a symbolic link, an
+    unreadable file or folder: the scan warns of it, and what lies under
+    it is unknown).
+    """
+    def known_file(path: str) -> bool:
+        return (path in scanned.files or agreed.get(path) is not None
+                or any(r is not None and not r.deleted for r in (base.get(path),
+                                                                theirs.get(path))))
+
+    def names() -> Iterator[str]:
+        yield from scanned.files
+        yield from scanned.skipped
+        yield from (p for p, sha in agreed.items() if sha is not None)
+        yield from (p for p, r in base.items() if not r.deleted)
+        yield from (p for p, r in theirs.items() if not r.deleted)
+
+    specs = [(arg, path) for arg, path in specs if path != "."]
+    if scanned.has_rules:
+        for arg, path in specs:
+            # As the walk decides: a folder is ignored if the rules match it
+            # with a slash (``logs/``), a file if they match its path.
+            if scanned.ignored(path) or (not known_file(path) and scanned.ignored(path + "/")):
+                raise PathspecError(f"pathspec {arg!r} is ignored by the ignore rules; "
+                                    "s3sync leaves it alone")
+    left = [(arg, path) for arg, path in specs
+            if not known_file(path)
+            and not any(path == s or path.startswith(s + "/") for s in scanned.skipped)]
+    if left:  # folders, or nothing: one pass over every name for each
+        left = [(arg, path) for arg, path in left
+                if not any(n.startswith(path + "/") for n in names())]
+    if left:
+        more = f" (and {len(left) - 1} more)" if len(left) > 1 else ""
+        raise PathspecError(f"pathspec {left[0][0]!r}{more} did not match any file(s) "
+                            "known to s3sync")
 
 
 def _unread_view(state: State, manifest: Manifest) -> bool:

@@ -46,6 +46,7 @@ def kinds_of(value: str | None) -> frozenset[str] | None:
 
 def run(args, ctx) -> int:
     only = kinds_of(args["--only"])
+    ops.pathspecs(args["<path>"])  # a path outside the data folder: refused before any reading
     with opened(ctx, remote=False) as (ws, state, _):
         scanned = scan(ws.data_dir, state, ignore=ws.config.ignore)
         plan = ops.plan(state, scanned, args["<path>"] or None)

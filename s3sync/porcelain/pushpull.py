@@ -110,6 +110,7 @@ def run(ws: Workspace, direction: str, *, paths=None, dry_run: bool = False,
     deletions. With a ``confirm``, the plan and then the deletions are
     each put to the user.
     """
+    ops.pathspecs(paths)  # a path outside the data folder: refused before any reading
     if on_conflict not in CHOICES:
         raise UsageError(f"--on-conflict must be one of {', '.join(CHOICES)}")
     if on_conflict == "ask" and (choose is None or dry_run):

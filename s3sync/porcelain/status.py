@@ -22,6 +22,7 @@ class StatusResult:
 
 def status(ws: Workspace, paths=None, *, fetch: bool = True) -> StatusResult:
     """Fetch the remote's new commits (one request if none), scan, and plan."""
+    ops.pathspecs(paths)  # a path outside the data folder: refused before any reading
     warnings: list[str] = []
     with ws.open_state() as state:
         if fetch:

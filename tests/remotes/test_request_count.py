@@ -88,3 +88,34 @@ def test_a_changed_file_costs_its_upload_and_three_requests(team, monkeypatch):
     assert steps[1:4] == [("GET", "f/007.csv"), ("PUT", f".s3sync/trash/f/007.csv/{old}"),
                           ("PUT", "f/007.csv")], steps
     assert steps[4][1].startswith(".s3sync/journal/")
+
+
+def test_paths_are_checked_against_the_remote_without_a_request_more(team, monkeypatch):
+    """A path is matched against what the plan reads anyway: a no-op limited
+    to paths is still one LIST, and so is a run refusing a path that names
+    nothing; one outside the data folder costs no request at all."""
+    ann = team("ann")
+    for i in range(30):
+        ann.write(f"f/{i:03d}.csv", f"{i}\n")
+    ann.ok("push")
+    sent = []
+    real = Workspace.open_remote
+
+    def open_remote(self, **kw):
+        remote = real(self, **kw)
+        remote.client.meta.events.register(
+            "before-send.s3", lambda request, **_: sent.append((request.method, request.url)))
+        return remote
+
+    monkeypatch.setattr(Workspace, "open_remote", open_remote)
+    for argv, code in [(("status", "--", "f/001.csv"), 0), (("push", "--", "f"), 0),
+                       (("pull", "--", "f/001.csv", "f/"), 0), (("sync", "--", "nope"), 2),
+                       (("status", "--", "f/nope.csv"), 2)]:
+        sent.clear()
+        r = ann.run(*argv)
+        assert r.code == code, (argv, r.err)
+        assert len(sent) == 1, (argv, sent)
+        assert sent[0][0] == "GET" and "list-type=2" in sent[0][1], (argv, sent)
+    sent.clear()
+    assert ann.run("push", "--", "../f/001.csv").code == 2
+    assert sent == []
