@@ -133,6 +133,9 @@ class Bench:
         name = tool if isinstance(tool, str) else tool.name
         if reference is None:
             reference = name == "s3sync"
+        # The run before may have left a gigabyte to write back; flushed here,
+        # untimed, it is not charged to whichever tool runs next.
+        os.sync()
         load = os.getloadavg()[0]
         m = self.runner.run(cmd, proxy=backend.proxy if backend else None, timeout=3600)
         rec = {
