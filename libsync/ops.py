@@ -221,7 +221,8 @@ def _check_matched(specs: Sequence[tuple[str, str]], scanned: ScanResult,
         for arg, path in specs:
             # As the walk decides: a folder is ignored if the rules match it
             # with a slash (``logs/``), a file if they match its path.
-            if scanned.ignored(path) or (not known_file(path) and scanned.ignored(path + "/")):
+            if scanned.ignored(path) or (not known_file(path)
+                                         and scanned.ignored_folder(path)):
                 raise PathspecError(f"pathspec {arg!r} is ignored by the ignore rules; "
                                     "s3sync leaves it alone")
     left = [(arg, path) for arg, path in specs

@@ -86,6 +86,8 @@ class ScanResult:
     # "changes" (a few files changed since) or "walk". Never part of
     # equality: all give the same result.
     source: str = field(default="walk", compare=False)
+    # The rules a folder must match too to be left out (see folder_rules).
+    folders: pathspec.PathSpec | None = field(default=None, compare=False)
 
     @cached_property
     def has_rules(self) -> bool:
@@ -94,6 +96,12 @@ class ScanResult:
 
     def ignored(self, path: str) -> bool:
         return self.has_rules and self.rules.match_file(path)
+
+    def ignored_folder(self, path: str) -> bool:
+        """Whether the scan left the folder ``path`` out, unentered."""
+        folder = path + "/"
+        return self.ignored(folder) and (self.folders is None
+                                         or self.folders.match_file(folder))
 
 
 def has_patterns(rules: pathspec.PathSpec | None) -> bool:
@@ -104,6 +112,22 @@ def has_patterns(rules: pathspec.PathSpec | None) -> bool:
 def ignore_rules(data_dir: str, extra: Iterable[str] = ()) -> pathspec.PathSpec:
     """The team's rules (config, ``.s3syncignore``) and the personal ones."""
     return pathspec.GitIgnoreSpec.from_lines(_rule_lines(data_dir, extra))
+
+
+def folder_rules(lines: Iterable[str]) -> pathspec.PathSpec:
+    """The rules a folder must match, as well, to be left out unentered.
+
+    pathspec matches the folder ``data/`` itself with ``data/**``, which in
+    git matches only what is inside it, so that ``!data/keep.csv`` can
+    bring one file back. Read with each trailing ``/**`` as ``/*``, the
+    rules no longer match ``data/``: the folder is entered and its files
+    are matched one by one.
+    """
+    out = []
+    for line in lines:
+        bare = line.rstrip(" ")
+        out.append(bare[:-1] if bare.endswith("/**") else line)
+    return pathspec.GitIgnoreSpec.from_lines(out)
 
 
 def _rule_lines(data_dir: str, extra: Iterable[str]) -> list[str]:
@@ -213,7 +237,7 @@ def _order(entry: os.DirEntry) -> str:
 FIND_FORMAT = "%y %s %T@ %C@ %i %p\\0"
 # Bump when a scan of the same listing could give another result (new
 # warnings, other path checks): snapshots of an older format are then unused.
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2  # 2: folders matched only by "x/**" are entered
 # More starting points than this in bytes and one find lists the whole tree.
 _MAX_ARGS = 64 * 1024
 _UNKNOWN = object()
@@ -382,6 +406,7 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
     """
     lines = _rule_lines(data_dir, ignore)
     rules = pathspec.GitIgnoreSpec.from_lines(lines)
+    folders = folder_rules(lines)
     # The listing runs (in other processes) while the last snapshot is read.
     finish = start_listing(data_dir) if lister is None else functools.partial(lister, data_dir)
     replay = None
@@ -405,14 +430,15 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
         if progress:
             for _ in files:
                 progress(1)
-        return ScanResult(files, warnings, 0, skipped, rules, source="snapshot")
+        return ScanResult(files, warnings, 0, skipped, rules, source="snapshot",
+                          folders=folders)
     if listing is not None and replay is not None:
-        changes = _changed_files(old[1], listing, replay[2], rules if has_patterns(rules)
-                                 else None)
+        changes = _changed_files(old[1], listing, replay[2],
+                                 (rules, folders) if has_patterns(rules) else None)
         if changes is not None:
             del old  # the last listing and result, both read: 17 MB at 100,000 files
-            return _apply_changes(data_dir, state, key, listing, replay, changes, rules,
-                                  now_ns, progress, on_warning)
+            return _apply_changes(data_dir, state, key, listing, replay, changes,
+                                  (rules, folders), now_ns, progress, on_warning)
     # The rest is the walk, with the listing kept for the next snapshot; the
     # old snapshot is let go first (some 40 MB at 100,000 files).
     had_snapshot = old is not None
@@ -430,6 +456,9 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
 
     active = has_patterns(rules)
     match = rules.match_file
+
+    def match_folder(rel: str) -> bool:
+        return match(rel) and folders.match_file(rel)
     cache = state.stat_rows()
     # Insertion order is path order; a file to hash holds its place (None)
     # until it is hashed.
@@ -530,7 +559,8 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
 
     try:
         with _no_gc():
-            _walk(data_dir, take, warn, match if active else None)
+            _walk(data_dir, take, warn, match if active else None,
+                  match_folder if active else None)
         if batch:
             send(full=False)
         for one_batch, results in zip(batches, hashed, strict=True):
@@ -549,7 +579,8 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
     seen.clear()
     if resort:
         files = dict(sorted(files.items()))
-    result = ScanResult(files, tuple(warnings), len(fresh), frozenset(skipped), rules)
+    result = ScanResult(files, tuple(warnings), len(fresh), frozenset(skipped), rules,
+                        folders=folders)
     snapshot = (key, listing, _pack(result)) if storable else None
     if fresh or gone or snapshot is not None or had_snapshot:
         state.update_stat_cache(fresh.values(), drop=gone, snapshot=snapshot)
@@ -562,7 +593,7 @@ MAX_CHANGES = 256
 
 
 def _changed_files(old: bytes, new: bytes, skipped: frozenset[str],
-                   rules: pathspec.PathSpec | None
+                   rules: tuple[pathspec.PathSpec, pathspec.PathSpec] | None
                    ) -> tuple[dict[str, tuple], set[str]] | None:
     """The regular files whose records differ between two listings, as
     (path -> (size, mtime, ctime, inode) now, paths gone), or None when the
@@ -599,7 +630,7 @@ def _changed_files(old: bytes, new: bytes, skipped: frozenset[str],
             continue
         if kind != b"f" or not rel.isascii() or rel in skipped:
             return None
-        if rules is not None and _ignored(rules, rel):
+        if rules is not None and _ignored(*rules, rel):
             continue
         try:
             check_path(rel)
@@ -667,17 +698,19 @@ def _common_tail(a: bytes, b: bytes, limit: int) -> int:
     return k
 
 
-def _ignored(rules: pathspec.PathSpec, rel: str) -> bool:
-    """As the walk decides: a folder the rules match is not entered."""
+def _ignored(rules: pathspec.PathSpec, folders: pathspec.PathSpec, rel: str) -> bool:
+    """As the walk decides: a folder both rules match is not entered."""
     parts = rel.split("/")
-    return (any(rules.match_file("/".join(parts[:i]) + "/") for i in range(1, len(parts)))
+    return (any(rules.match_file(f) and folders.match_file(f)
+                for f in ("/".join(parts[:i]) + "/" for i in range(1, len(parts))))
             or rules.match_file(rel))
 
 
 def _apply_changes(data_dir, state, key, listing, replay, changes, rules, now_ns, progress,
                    on_warning) -> ScanResult:
     """The snapshot's result with a few files changed, added or gone: only
-    those are hashed, and only their stat cache rows are written."""
+    those are hashed, and only their stat cache rows are written.
+    ``rules`` are the ignore rules and their folder rules."""
     files, warnings, skipped = replay
     now, gone = changes
     for path in gone:
@@ -711,15 +744,16 @@ def _apply_changes(data_dir, state, key, listing, replay, changes, rules, now_ns
     if progress:
         for _ in files:
             progress(1)
-    result = ScanResult(files, warnings, len(fresh), skipped.union(problems), rules,
-                        source="changes")
+    result = ScanResult(files, warnings, len(fresh), skipped.union(problems), rules[0],
+                        source="changes", folders=rules[1])
     state.update_stat_cache(fresh, drop=gone,
                             snapshot=(key, listing, _pack(result)) if storable else None)
     return result
 
 
 def _walk(data_dir: str, take: Callable, warn: Callable,
-          match: Callable[[str], bool] | None) -> None:
+          match: Callable[[str], bool] | None,
+          match_folder: Callable[[str], bool] | None = None) -> None:
     """Feed the Python walk's regular files to ``take``, in path order.
 
     Symbolic links and special files are reported, folders matched by the
@@ -741,7 +775,7 @@ def _walk(data_dir: str, take: Callable, warn: Callable,
                     warn(rel, "symbolic link skipped")
                     continue
                 if entry.is_dir(follow_symlinks=False):
-                    if match is not None and match(rel + "/"):
+                    if match_folder is not None and match_folder(rel + "/"):
                         continue
                     sub = _listing(entry.path, rel, warn)
                     if sub is None:

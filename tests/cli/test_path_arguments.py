@@ -253,6 +253,29 @@ def test_an_ignored_path_is_refused(ann, remote):
     assert remote.keys() == before
 
 
+def test_a_file_re_included_under_a_double_star_rule_is_neither_deleted_nor_refused(
+        ann, remote):
+    """git's "data/**" ignores what is inside data/, not data/ itself, so
+    "!data/keep.csv" brings that one file back."""
+    ann.write("data/keep.csv", "keep\n")
+    ann.write("data/other.csv", "other\n")
+    ann.ok("push")
+    ann.write(".s3syncignore", "data/**\n!data/keep.csv\n")
+    r = ann.run("status", "--porcelain")
+    assert (r.code, r.out) == (0, "A  .s3syncignore\n")
+    ann.write("data/keep.csv", "keep v2\n")
+    for arg in ("data", "data/keep.csv"):
+        r = ann.run("push", "--dry-run", "--", arg)
+        assert r.code == 0 and "data/keep.csv" in r.out, (arg, r.out, r.err)
+    r = ann.run("push", "--", "data/other.csv")
+    assert (r.code, r.err) == (2, error("push", "pathspec 'data/other.csv' is ignored by "
+                                                "the ignore rules; s3sync leaves it alone"))
+    ann.ok("push")
+    data = remote.data()
+    assert data["data/keep.csv"] == b"keep v2\n"
+    assert data["data/other.csv"] == b"other\n"  # ignored: left alone
+
+
 # -- the Python API --------------------------------------------------------------
 
 

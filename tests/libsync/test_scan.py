@@ -106,6 +106,21 @@ def test_s3syncignore_uses_gitignore_syntax(data, state):
         "sub/keep.tmp", "sub/top-only.txt"]
 
 
+@pytest.mark.parametrize("lister", [None, no_find], ids=["find", "walk"])
+def test_a_file_re_included_under_a_double_star_folder_rule(data, state, lister):
+    """As in git: "data/**" ignores what is inside data/, not data/ itself, so
+    "!data/keep.csv" brings that file back; "logs/" ignores the folder, and
+    nothing under it can be brought back."""
+    write(data, ".s3syncignore", "data/**\n!data/keep.csv\nlogs/\n!logs/keep.csv\n")
+    for rel in ["data/keep.csv", "data/other.csv", "data/sub/keep.csv", "logs/keep.csv"]:
+        write(data, rel, rel)
+    result = run(data, state, lister=lister)
+    assert listed(result) == [".s3syncignore", "data/keep.csv"]
+    assert not result.ignored_folder("data") and result.ignored_folder("data/sub")
+    assert result.ignored_folder("logs")
+    assert result.ignored("data/other.csv") and not result.ignored("data/keep.csv")
+
+
 def test_ignore_argument_adds_the_config_patterns(data, state):
     write(data, "a.csv", "A")
     write(data, "b.log", "B")

@@ -354,6 +354,17 @@ def test_a_few_changed_files_under_ignore_rules_take_the_short_way(data, state):
     assert both(data, state).source == "walk"
 
 
+def test_a_changed_file_re_included_under_a_double_star_rule(data, state):
+    write(data, ".s3syncignore", "a/**\n!a/b.txt\n")
+    first = settled(data, state)
+    assert "a/b.txt" in first.files and "a/deep/er.bin" not in first.files
+    write(data, "a/b.txt", "changed")
+    write(data, "a/new.txt", "ignored")
+    again = both(data, state)
+    assert again.source == "changes" and again.hashed == 1
+    assert again.files["a/b.txt"].sha256 == sha("changed") and "a/new.txt" not in again.files
+
+
 def test_many_changes_take_the_whole_listing(data, state, monkeypatch):
     monkeypatch.setattr(scan_module, "MAX_CHANGES", 3)
     settled(data, state)
