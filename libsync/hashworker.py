@@ -51,6 +51,18 @@ class HashWorkers:
         self._broken = False
         self._free = threading.Condition()
 
+    def start(self) -> None:
+        """Start every helper now, for a scan that will surely need them."""
+        with self._free:
+            while not self._broken and len(self._started) < self.n:
+                try:
+                    worker = _Worker()
+                except OSError:
+                    self._broken = True
+                    return
+                self._started.append(worker)
+                self._idle.append(worker)
+
     def hash(self, paths: list[str]) -> list[tuple[bytes, int, int, int]] | None:
         worker = self._take()
         if worker is None:
@@ -85,8 +97,13 @@ class HashWorkers:
                     return worker
                 self._free.wait()
 
+    @property
+    def running(self) -> bool:
+        return bool(self._started) and not self._broken
+
     def close(self) -> None:
-        for worker in self._started:
+        started, self._started = self._started, []
+        for worker in started:
             worker.close()
 
 

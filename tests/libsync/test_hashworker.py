@@ -100,6 +100,7 @@ class Helping:
         monkeypatch.setattr(scan_module, "BATCH_BYTES", 16 << 10)
         monkeypatch.setattr(scan_module, "HELPER_BATCH_BYTES", 32 << 10)
         monkeypatch.setattr(scan_module.os, "cpu_count", lambda: 2)
+        monkeypatch.setattr(scan_module, "HELPER_MIN_ENTRIES", 0)
         self.files = 0
         real = HashWorkers.hash
 
@@ -164,9 +165,44 @@ def test_when_helpers_die_the_scan_hashes_the_rest_itself(data, tmp_path, monkey
     assert helped.files == alone.files and helped.hashed == 40 and not helped.warnings
 
 
-def test_a_few_files_are_hashed_without_starting_a_helper(data, monkeypatch):
+def test_a_few_changed_files_are_hashed_without_starting_a_helper(data, monkeypatch):
+    with State(str(data)) as state:
+        scan(str(data), state, now_ns=lambda: NOW, jobs=1)
+        helping = Helping(monkeypatch)
+        monkeypatch.setattr(scan_module, "BATCH_BYTES", 1 << 20)
+        for i in range(5):
+            write(data, f"d{i % 3}/f{i:02d}.txt", f"changed {i}")
+        result = scan(str(data), state, now_ns=lambda: NOW, jobs=4)
+    assert result.hashed == 5 and helping.files == 0
+    assert result.files["d1/f04.txt"].sha256 == sha("changed 4")
+
+
+def test_a_first_scan_starts_its_helpers_at_once(data, monkeypatch):
+    """With no stat cache every file is hashed: the helpers start at once, and
+    even the last, partial batch goes to them."""
     helping = Helping(monkeypatch)
-    monkeypatch.setattr(scan_module, "BATCH_BYTES", 1 << 20)
+    monkeypatch.setattr(scan_module, "HELPER_BATCH_BYTES", 1 << 20)  # one partial batch
+    started = []
+    real_start = HashWorkers.start
+    monkeypatch.setattr(HashWorkers, "start", lambda w: started.append(w) or real_start(w))
+    with State(str(data)) as state:
+        first = scan(str(data), state, now_ns=lambda: NOW, jobs=4)
+        assert len(started) == 1 and helping.files == first.hashed == 40
+        write(data, "d0/f00.txt", "changed")
+        os.utime(data / "d0" / "f00.txt", ns=(NOW - 10**10, NOW - 10**10))
+        state.update_stat_cache([], snapshot=None)  # no snapshot: the walk, with a cache
+        again = scan(str(data), state, now_ns=lambda: NOW, jobs=4)
+    assert len(started) == 1 and again.hashed == 1 and helping.files == 40
+
+
+def test_a_tree_of_few_entries_is_hashed_without_helpers(data, monkeypatch):
+    helping = Helping(monkeypatch)
+    monkeypatch.setattr(scan_module, "HELPER_MIN_ENTRIES", 44)  # 40 files, 3 folders, 1 file more
     with State(str(data)) as state:
         result = scan(str(data), state, now_ns=lambda: NOW, jobs=4)
     assert result.hashed == 40 and helping.files == 0
+    write(data, "d0/extra.txt", "one more")
+    with State(str(data)) as state:
+        state.update_stat_cache([], drop=list(state.stat_cache()))  # a first scan again
+        result = scan(str(data), state, now_ns=lambda: NOW, jobs=4)
+    assert result.hashed == 41 and helping.files == 41

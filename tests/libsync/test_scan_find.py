@@ -203,8 +203,10 @@ def test_a_racily_clean_file_is_not_trusted(data, state):
 
 def refuse_to_open(monkeypatch, suffix: str):
     """os.open fails with EACCES for paths ending in ``suffix`` (root reads
-    anything, so chmod cannot make a file unreadable here); returns the real one."""
+    anything, so chmod cannot make a file unreadable here); returns the real one.
+    No hashing helper, which would open it in a process of its own, is started."""
     real_open = os.open
+    monkeypatch.setattr(scan_module.HashWorkers, "available", staticmethod(lambda: False))
 
     def failing_open(path, flags, *args):
         if str(path).endswith(suffix):
