@@ -54,13 +54,7 @@ class HashWorkers:
     def start(self) -> None:
         """Start every helper now, for a scan that will surely need them."""
         with self._free:
-            while not self._broken and len(self._started) < self.n:
-                try:
-                    worker = _Worker()
-                except OSError:
-                    self._broken = True
-                    return
-                self._started.append(worker)
+            while len(self._started) < self.n and (worker := self._spawn()) is not None:
                 self._idle.append(worker)
 
     def hash(self, paths: list[str]) -> list[tuple[bytes, int, int, int]] | None:
@@ -88,14 +82,20 @@ class HashWorkers:
                 if self._idle:
                     return self._idle.pop()
                 if len(self._started) < self.n:
-                    try:
-                        worker = _Worker()
-                    except OSError:
-                        self._broken = True
-                        return None
-                    self._started.append(worker)
-                    return worker
+                    return self._spawn()
                 self._free.wait()
+
+    def _spawn(self) -> _Worker | None:
+        """A new helper (the lock held), or None if none can start."""
+        if self._broken:
+            return None
+        try:
+            worker = _Worker()
+        except OSError:
+            self._broken = True
+            return None
+        self._started.append(worker)
+        return worker
 
     @property
     def running(self) -> bool:
