@@ -57,6 +57,22 @@ def test_fetch_after_one_push_reads_only_the_new_commit(team):
         assert len(sent) == 2, sent  # one LIST, one GET of journal/000000000002
 
 
+def sent_by_commands(monkeypatch) -> list[tuple[str, str]]:
+    """(method, URL) of every request the commands run from now on send,
+    counted where botocore sends them (the short lane emits the same event)."""
+    sent = []
+    real = Workspace.open_remote
+
+    def open_remote(self, **kw):
+        remote = real(self, **kw)
+        remote.client.meta.events.register(
+            "before-send.s3", lambda request, **_: sent.append((request.method, request.url)))
+        return remote
+
+    monkeypatch.setattr(Workspace, "open_remote", open_remote)
+    return sent
+
+
 def test_a_changed_file_costs_its_upload_and_three_requests(team, monkeypatch):
     """The copy probe ran at init, so a push pays only for its own work.
 
@@ -67,21 +83,11 @@ def test_a_changed_file_costs_its_upload_and_three_requests(team, monkeypatch):
     for i in range(30):
         ann.write(f"f/{i:03d}.csv", f"{i}\n")
     ann.ok("push")
-    sent = []
-    real = Workspace.open_remote
-
-    def open_remote(self, **kw):
-        remote = real(self, **kw)
-        remote.client.meta.events.register(
-            "before-send.s3", lambda request, **_: sent.append(
-                (request.method, request.url.split("/", 4)[-1].split("?")[0])))
-        return remote
-
-    monkeypatch.setattr(Workspace, "open_remote", open_remote)
+    sent = sent_by_commands(monkeypatch)
     ann.write("f/007.csv", "changed\n")
     r = ann.run("push")
     assert r.code == 0, r.err
-    steps = [(m, k.split("/", 2)[-1]) for m, k in sent]
+    steps = [(m, url.split("/", 4)[-1].split("?")[0].split("/", 2)[-1]) for m, url in sent]
     assert not [k for _, k in steps if "probe" in k], steps
     assert [m for m, _ in steps] == ["GET", "GET", "PUT", "PUT", "PUT"], steps
     old = hashlib.sha256(b"7\n").hexdigest()
@@ -98,16 +104,7 @@ def test_paths_are_checked_against_the_remote_without_a_request_more(team, monke
     for i in range(30):
         ann.write(f"f/{i:03d}.csv", f"{i}\n")
     ann.ok("push")
-    sent = []
-    real = Workspace.open_remote
-
-    def open_remote(self, **kw):
-        remote = real(self, **kw)
-        remote.client.meta.events.register(
-            "before-send.s3", lambda request, **_: sent.append((request.method, request.url)))
-        return remote
-
-    monkeypatch.setattr(Workspace, "open_remote", open_remote)
+    sent = sent_by_commands(monkeypatch)
     for argv, code in [(("status", "--", "f/001.csv"), 0), (("push", "--", "f"), 0),
                        (("pull", "--", "f/001.csv", "f/"), 0), (("sync", "--", "nope"), 2),
                        (("status", "--", "f/nope.csv"), 2)]:
