@@ -18,6 +18,7 @@ from ..render import records_json, write_json, write_lines
 
 
 def run(args, ctx) -> int:
+    ops.pathspecs(args["<path>"])  # a path outside the data folder: refused before any reading
     with opened(ctx, remote=False) as (ws, state, _):
         done = ops.tombstone(state, ws.data_dir, args["<path>"], author=ws.author(ctx.env),
                              time=ops.utc_now())

@@ -25,6 +25,7 @@ from .download import report
 
 
 def run(args, ctx) -> int:
+    ops.pathspecs(args["<path>"])  # a path outside the data folder: refused before any reading
     jobs = jobs_of(args)
     with opened(ctx, jobs=jobs) as (ws, state, remote):
         scanned = scan(ws.data_dir, state, ignore=ws.config.ignore)
