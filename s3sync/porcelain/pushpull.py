@@ -180,7 +180,7 @@ def run(ws: Workspace, direction: str, *, paths=None, dry_run: bool = False,
                 raise AbortedError("nothing was changed")
             if deletions and not confirm("delete", tuple(deletions)):
                 declined = tuple(a.path for a in deletions)
-                plan = [a for a in plan if a.path not in declined]
+                plan = [a for a in plan if a.kind not in (DELETE_REMOTE, DELETE_LOCAL)]
         result = _execute(ws, state, remote, plan, resolutions, scanned, author=author,
                           now=now, jobs=jobs, message=message, progress=progress,
                           result=result)
@@ -253,6 +253,7 @@ def _execute(ws, state, remote, plan, resolutions, scanned, *, author, now, jobs
     pulls = [a for a in plan if a.kind in (DOWNLOAD, DELETE_LOCAL, RECORD)]
     downloaded, deleted_local, recorded, bytes_down = [], [], [], 0
     if pulls:
+        fetched = {a.path for a in pulls if a.kind == DOWNLOAD}
         total = sum(a.remote.size for a in pulls if a.kind == DOWNLOAD)
         bar = progress.start("pull", total)
         for kinds, force in itertools.product(((DELETE_LOCAL, RECORD), (DOWNLOAD,)),
@@ -265,13 +266,14 @@ def _execute(ws, state, remote, plan, resolutions, scanned, *, author, now, jobs
                                 jobs=jobs, progress=bar)
             failed.extend(down.failed)
             errors.extend(down.errors)
-            done = {r.path for r in down.done}
+            # Sets, not the lists: a pull of 100,000 files would otherwise
+            # compare some 10^10 strings here.
+            done = {r.path for r in down.done}.intersection(batch)
             for a in pulls:
-                if a.path in done and a.path in batch:
+                if a.path in done:
                     {DOWNLOAD: downloaded, DELETE_LOCAL: deleted_local,
                      RECORD: recorded}[a.kind].append(a.path)
-            bytes_down += sum(r.size for r in down.done
-                              if not r.deleted and r.path in downloaded)
+            bytes_down += sum(r.size for r in down.done if not r.deleted and r.path in fetched)
         progress.stop()
     return dataclasses.replace(
         result, conflicts=tuple(conflicts), uploaded=uploaded, deleted_remote=deleted_remote,
