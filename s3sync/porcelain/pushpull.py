@@ -127,12 +127,14 @@ def run(ws: Workspace, direction: str, *, paths=None, dry_run: bool = False,
         else:
             manifest = ops.fetch(state, remote, jobs=jobs,
                                  on_warning=warnings.append).manifest
-            if direction != "pull":
-                ops.withdraw_stale(state, remote)  # the remote moved past a dead run's upload
         scanned = scan(ws.data_dir, state, ignore=ws.config.ignore, on_warning=warnings.append)
         wanted = DIRECTIONS[direction]
         raw = [a for a in ops.plan(state, scanned, paths, remote=manifest)
                if a.kind in wanted or a.kind == CONFLICT]
+        if not dry_run and direction != "pull":
+            # The remote moved past a dead run's upload: take it back, once
+            # the plan (and so each path argument) has been accepted.
+            ops.withdraw_stale(state, remote)
 
         # Conflicts first: each becomes an action, or stays a conflict.
         resolutions: dict[str, Resolution] = {}

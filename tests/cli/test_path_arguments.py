@@ -9,6 +9,7 @@ refuses a pathspec that matches nothing.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import unicodedata
@@ -43,6 +44,10 @@ def bob(team, ann):
     t = team("bob")
     t.ok("pull")
     return t
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def error(verb: str, message: str) -> str:
@@ -110,6 +115,30 @@ def test_a_path_that_names_nothing_is_refused_and_nothing_moves(ann, bob, remote
     assert remote.keys() == before
     assert ann.files() == files
     assert ann.ok("status", "--porcelain").out == "M  a.csv\n M b.csv\n"
+
+
+def test_a_refused_path_leaves_a_stale_staged_upload_where_it_is(ann, bob, remote):
+    """A run refused for its path changes nothing on the remote, not even the
+    clean-up of an upload that a dead run staged and the remote moved past;
+    the next push that goes ahead takes that upload back."""
+    ann.write("a.csv", "ann's edit\n")
+    ann.ok("upload", "--", "a.csv")        # staged, never committed: a dead push
+    os.remove(bob.data / "a.csv")
+    bob.ok("push")                          # commits the deletion; ann's object stays
+    before = remote.keys()
+    assert before["a.csv"] == b"ann's edit\n"
+
+    r = ann.run("push", "--", "nope.csv")
+    assert (r.code, r.out, r.err) == (2, "", error("push", f"pathspec 'nope.csv' {NOTHING}"))
+    assert remote.keys() == before
+
+    ann.write("b.csv", "b again\n")
+    ann.ok("push", "--", "b.csv")           # goes ahead: the stale upload is taken back
+    after = remote.keys()
+    assert "a.csv" not in after
+    edit = b"ann's edit\n"
+    assert after[f".s3sync/trash/a.csv/{sha256(edit)}"] == edit
+    assert after["b.csv"] == b"b again\n"
 
 
 def test_every_path_that_names_nothing_is_counted(ann):
