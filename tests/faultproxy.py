@@ -377,8 +377,8 @@ class FaultProxy:
         if fault is not None and fault.kind == "error":
             if not expect:  # read what was sent, so the client is not cut mid-send
                 client.chunked() if chunked else client.exactly(length)
+            self._note(req, fault, fault.status)  # before the answer: the client may exit on it
             self._send_error(client.sock, req, fault)
-            self._note(req, fault, fault.status)
             return False
 
         if expect:
@@ -438,6 +438,9 @@ class FaultProxy:
                            for k, v in out_headers]
         if not framed:
             out_headers.append(("Connection", "close"))
+        # Noted before the client has the answer, which may be its last: a count
+        # read once the client process has exited then always includes it.
+        self._note(req, fault, status)
         client.sendall(_build_head(first, out_headers))
 
         if no_body:
@@ -462,7 +465,6 @@ class FaultProxy:
             sent += len(data)
             if remaining is not None:
                 remaining -= len(data)
-        self._note(req, fault, status)
         if kind == "drop_response":
             return False
         return framed and req.header("connection").lower() != "close"
