@@ -48,7 +48,7 @@ from docopt import DocoptExit, docopt
 from libsync import errors
 
 # Command name -> module under s3sync.commands, imported only when run so
-# that `s3sync --help` and local-only commands never load boto3.
+# that `s3sync --help` and local-only commands never load botocore.
 COMMANDS = {
     "init": "init", "status": "status", "push": "push", "pull": "pull",
     "sync": "sync", "reset": "reset", "log": "log", "restore": "restore",

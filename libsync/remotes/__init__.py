@@ -17,7 +17,7 @@ def open_remote(url: str, *, create: bool = False, endpoint_url: str | None = No
                 jobs: int = 8) -> Remote:
     """The remote for ``url``; ``create`` makes a missing folder remote."""
     if url.startswith("s3://"):
-        from .s3 import S3Remote  # boto3 loads only for S3 remotes
+        from .s3 import S3Remote  # botocore loads only for S3 remotes
         return S3Remote(url, endpoint_url=endpoint_url, profile=profile,
                         region=region, sse=sse, sse_kms_key_id=sse_kms_key_id,
                         jobs=jobs)

@@ -1,4 +1,4 @@
-"""An S3 bucket prefix as a remote, through boto3.
+"""An S3 bucket prefix as a remote, through botocore (boto3's core).
 
 Credentials come only from boto3's own chain (environment, profile, SSO,
 role); nothing here stores them. Uploads carry their SHA-256 so the server
@@ -6,7 +6,7 @@ refuses torn bytes, and large files go up in parts whose completion carries
 the same condition a single PUT would; large objects come down as parallel
 ranges. Whole-object PUTs and GETs, and the parts of large uploads, take
 the short lane of ``s3lane`` when they can, since botocore's own path
-costs more CPU than a small request. boto3 is imported here (and by
+costs more CPU than a small request. botocore is imported here (and by
 ``s3lane``) and nowhere else, so commands that never talk to S3 start fast.
 """
 
@@ -25,7 +25,6 @@ from contextlib import contextmanager
 from typing import BinaryIO
 from urllib.parse import urlparse
 
-import boto3
 import botocore.exceptions as bx
 import botocore.session
 from botocore.config import Config
@@ -90,15 +89,14 @@ class S3Remote(Remote):
         if sse_kms_key_id:
             self._sse["SSEKMSKeyId"] = sse_kms_key_id
         if client is None:
-            try:
-                session = boto3.Session(botocore_session=_botocore_session(),
-                                        profile_name=profile, region_name=region)
-                # boto3 appends its data folder to the (shared) loader's
-                # search path for every session: keep each folder once.
-                paths = _LOADER.search_paths
-                paths[:] = list(dict.fromkeys(paths))
-            except bx.ProfileNotFound as exc:
-                raise ConfigError(f"AWS profile {profile!r} not found") from exc
+            # botocore's session, not boto3's: the client and the credential
+            # chain are the same, and the start-up is 40 ms shorter without
+            # boto3's resources and s3transfer, which nothing here uses.
+            session = _botocore_session()
+            if profile is not None:
+                session.set_config_variable("profile", profile)
+            if region is not None:
+                session.set_config_variable("region", region)
             config = Config(
                 max_pool_connections=max(10, jobs * 2),
                 retries={"mode": "standard", "max_attempts": 5},
@@ -107,8 +105,14 @@ class S3Remote(Remote):
                 request_checksum_calculation="when_required",
                 response_checksum_validation="when_required",
             )
-            with _errors(url):
-                client = session.client("s3", endpoint_url=endpoint_url, config=config)
+            try:
+                with _errors(url):
+                    client = session.create_client("s3", endpoint_url=endpoint_url,
+                                                   config=config)
+            except ConfigError as exc:
+                if isinstance(exc.__cause__, bx.ProfileNotFound):
+                    raise ConfigError(f"AWS profile {profile!r} not found") from exc.__cause__
+                raise
             self._credentials = session.get_credentials
         else:
             self._credentials = None

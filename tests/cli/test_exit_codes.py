@@ -204,6 +204,17 @@ def test_4_no_credentials(s3_ann, monkeypatch):
                                       "AWS_PROFILE, run 'aws configure' or 'aws sso login')\n")
 
 
+def test_3_unknown_aws_profile(s3_ann, monkeypatch, tmp_path):
+    config = json.loads((s3_ann.root / "s3sync.json").read_text())
+    config["profile"] = "no-such-profile"
+    (s3_ann.root / "s3sync.json").write_text(json.dumps(config))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
+    (tmp_path / "aws-config").write_text("[profile analyst]\nregion = us-east-1\n")
+    r = s3_ann.run("status")
+    assert (r.code, r.err) == (3, "s3sync status: error: AWS profile 'no-such-profile' "
+                                  "not found\n")
+
+
 def test_4_missing_remote_folder(ann, remote):
     os.rename(remote.url, remote.url + ".moved")
     r = ann.run("pull")

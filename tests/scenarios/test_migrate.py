@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-import boto3
+import botocore.session
 import pytest
 from boto3.s3.transfer import TransferConfig
 
@@ -161,12 +161,12 @@ def migrate(t: Teammate, spec, *args: str):
 
 @pytest.fixture
 def requests(monkeypatch):
-    """Every S3 request any boto3 client sends, as (operation, bucket key).
+    """Every S3 request any botocore client sends, as (operation, bucket key).
 
     Watched at the wire (``before-send``), which the short PUT path of
     small uploads emits too."""
     calls: list[tuple[str, str]] = []
-    real = boto3.session.Session.client
+    real = botocore.session.Session.create_client
 
     def client(self, *args, **kwargs):
         c = real(self, *args, **kwargs)
@@ -178,7 +178,7 @@ def requests(monkeypatch):
         c.meta.events.register("before-send.s3", record)
         return c
 
-    monkeypatch.setattr(boto3.session.Session, "client", client)
+    monkeypatch.setattr(botocore.session.Session, "create_client", client)
     return calls
 
 
