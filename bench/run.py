@@ -46,6 +46,7 @@ class Bench:
         code, full = harness.REPO, None
         if rev:
             code, full = harness.export_rev(rev, root / "code")
+        harness.byte_compile(code)
         self.runner = Runner(root, harness.base_env(root, code))
         self.s3sync = S3sync(self.runner, rev=full)
         self.tools: list[Tool] = [self.s3sync, Aws(), Rclone(), S3cmd(root)]
