@@ -37,6 +37,8 @@ _ALGORITHM = "AWS4-HMAC-SHA256"
 # request or signature: answers the client handles better, every time.
 _NOT_FOR_THE_LANE = frozenset((301, 302, 307, 400, 401, 403))
 _EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+# A body's hash left out of the signature: its checksum header guards it.
+UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 
 
 def _chunks(raw, key: str, size: int) -> Iterator[bytes]:
