@@ -109,14 +109,8 @@ class S3Remote(Remote):
                 request_checksum_calculation="when_required",
                 response_checksum_validation="when_required",
             )
-            try:
-                with _errors(url):
-                    client = session.create_client("s3", endpoint_url=endpoint_url,
-                                                   config=config)
-            except ConfigError as exc:
-                if isinstance(exc.__cause__, bx.ProfileNotFound):
-                    raise ConfigError(f"AWS profile {profile!r} not found") from exc.__cause__
-                raise
+            with _errors(url):
+                client = session.create_client("s3", endpoint_url=endpoint_url, config=config)
             self._credentials = session.get_credentials
         else:
             self._credentials = None
@@ -494,7 +488,7 @@ def _errors(what: str):
         raise AccessDeniedError(
             f"AWS SSO token is missing or expired: run 'aws sso login' ({exc})") from exc
     except bx.ProfileNotFound as exc:
-        raise ConfigError(str(exc)) from exc
+        raise ConfigError(f"AWS profile {exc.kwargs.get('profile')!r} not found") from exc
     except (bx.ResponseStreamingError, bx.IncompleteReadError) as exc:
         raise NetworkError(f"{what}: the connection broke mid-transfer ({exc})") from exc
     except (bx.EndpointConnectionError, bx.ConnectionClosedError,

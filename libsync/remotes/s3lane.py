@@ -3,8 +3,9 @@
 botocore spends about 3 ms of CPU on every request (event hooks, parameter
 validation, serialisation, response parsing), which made a push of many
 small files CPU-bound at about 250 objects/s on two cores. This lane signs
-a whole-object PUT or GET itself (AWS Signature Version 4, with the body's
-sha256 that the scan already knows) and sends it on the client's own
+a whole-object PUT or GET, or a part, itself (AWS Signature Version 4, with
+the body's sha256 that the scan already knows, or a part's payload left
+unsigned under its CRC32 checksum) and sends it on the client's own
 connection pool, so proxies, TLS verification and timeouts stay those of
 the client.
 

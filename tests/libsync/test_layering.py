@@ -19,13 +19,16 @@ PORCELAIN = ("s3sync", "docopt", "tabulate", "tqdm")
 AWS = ("boto3", "botocore", "s3transfer")
 
 
-def loaded_after_import(*modules: str) -> set[str]:
-    """Top-level names in sys.modules after importing ``modules`` afresh."""
+def loaded_after_import(*modules: str, then: str = "") -> set[str]:
+    """Top-level names in sys.modules after importing ``modules`` afresh and
+    running the statements ``then``."""
     code = ("import importlib, json, sys\n"
             f"for m in {list(modules)!r}: importlib.import_module(m)\n"
+            f"{then}\n"
             "print(json.dumps(sorted({n.split('.')[0] for n in sys.modules})))")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONSTARTUP"}
-    env["PYTHONPATH"] = REPO
+    env.update(PYTHONPATH=REPO, AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s",
+               AWS_DEFAULT_REGION="us-east-1")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env,
                          capture_output=True, text=True, check=True)
     return set(json.loads(out.stdout))
@@ -61,15 +64,10 @@ def test_the_check_would_see_botocore():
 def test_the_s3_remote_leaves_boto3_and_s3transfer_alone():
     # botocore's session gives the same client and credential chain; boto3's
     # resources and s3transfer cost 40 ms of every S3 command's start-up.
-    code = ("import json, sys\n"
-            "from libsync.remotes.s3 import S3Remote\n"
-            "r = S3Remote('s3://bucket/p', endpoint_url='http://127.0.0.1:9')\n"
-            "assert r.client.meta.service_model.service_name == 's3'\n"
-            "print(json.dumps(sorted({n.split('.')[0] for n in sys.modules})))")
-    env = {**os.environ, "PYTHONPATH": REPO, "AWS_ACCESS_KEY_ID": "k",
-           "AWS_SECRET_ACCESS_KEY": "s", "AWS_DEFAULT_REGION": "us-east-1"}
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env,
-                         capture_output=True, text=True, check=True)
-    loaded = set(json.loads(out.stdout))
+    loaded = loaded_after_import(
+        "libsync.remotes.s3",
+        then="r = sys.modules['libsync.remotes.s3'].S3Remote("
+             "'s3://bucket/p', endpoint_url='http://127.0.0.1:9')\n"
+             "assert r.client.meta.service_model.service_name == 's3'")
     assert "botocore" in loaded
     assert loaded.isdisjoint({"boto3", "s3transfer"}), sorted(loaded & {"boto3", "s3transfer"})
