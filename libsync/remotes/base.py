@@ -40,7 +40,8 @@ class Remote(abc.ABC):
     @abc.abstractmethod
     def get_into(self, key: str, out: BinaryIO, *, if_match: str | None = None,
                  progress: Progress | None = None) -> ObjectInfo:
-        """Stream an object into an open file."""
+        """Stream an object into an open file, at most 1 MiB a write (larger
+        writes make Linux allocate costlier page-cache folios)."""
 
     @abc.abstractmethod
     def put(self, key: str, data: bytes, *, if_none_match: bool = False,
