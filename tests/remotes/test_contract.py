@@ -195,6 +195,38 @@ def test_put_file_refuses_bytes_that_do_not_match(store, spec, tmp_path):
         assert store.get("k") == b"original"
 
 
+@pytest.mark.parametrize("edit", ["rewrite", "grow", "shrink"])
+def test_a_file_edited_during_a_multipart_upload_is_not_published(
+        store, tmp_path, monkeypatch, edit):
+    from libsync.remotes import s3
+    if not hasattr(store, "client"):
+        pytest.skip("multipart is S3's")
+    monkeypatch.setattr(s3, "MULTIPART_THRESHOLD", 2 << 20)
+    monkeypatch.setattr(s3, "PART_SIZE", 1 << 20)
+    monkeypatch.setattr(s3, "PARTS_IN_FLIGHT", 1)  # one part read at a time
+    data = hashlib.sha256(b"seed").digest() * (7 << 14)  # 3.5 MiB: 4 parts
+    path = file_with(tmp_path, data)
+
+    def edit_after_the_first_part(sent):
+        if sent and not edited:
+            edited.append(sent)
+            with open(path, "r+b") as f:
+                if edit == "rewrite":
+                    f.seek(len(data) - 1)
+                    f.write(b"!")
+                elif edit == "grow":
+                    f.seek(len(data))
+                    f.write(b"more")
+                else:
+                    f.truncate(len(data) - 1)
+
+    edited = []
+    with pytest.raises(LocalChangedError):
+        store.put_file("mp", path, sha256=sha(data), progress=edit_after_the_first_part)
+    assert edited and store.head("mp") is None
+    assert store.client.list_multipart_uploads(Bucket=store.bucket).get("Uploads", []) == []
+
+
 def test_multipart_upload_with_conditions(store, spec, tmp_path, monkeypatch):
     from libsync.remotes import s3
     if not hasattr(store, "client"):
