@@ -40,8 +40,7 @@ class Remote(abc.ABC):
     @abc.abstractmethod
     def get_into(self, key: str, out: BinaryIO, *, if_match: str | None = None,
                  progress: Progress | None = None) -> ObjectInfo:
-        """Stream an object into an open file, at most 1 MiB a write (larger
-        writes make Linux allocate costlier page-cache folios)."""
+        """Stream an object into an open file."""
 
     @abc.abstractmethod
     def put(self, key: str, data: bytes, *, if_none_match: bool = False,

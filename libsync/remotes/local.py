@@ -29,12 +29,13 @@ from ..errors import (
     RemoteNotFoundError,
     SyncError,
 )
+from ..transfer import WRITE_SIZE
 from .base import ObjectInfo, Progress, Remote
 
 # Kept inside the metadata prefix and hidden from list(): the folder's own
 # bookkeeping is not an object.
 _PRIVATE = ".s3sync/.folder/"
-_CHUNK = 1 << 20
+_CHUNK = WRITE_SIZE  # see there
 
 
 def folder_of(url: str) -> str:

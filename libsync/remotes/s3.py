@@ -61,20 +61,13 @@ PART_SIZE = 8 << 20
 RANGED_THRESHOLD = 64 << 20
 RANGES_IN_FLIGHT = 4
 PARTS_IN_FLIGHT = 6
-# Bytes reach the sink at most this many at a time. A write of 2 MiB or
-# more to a file makes Linux (6.x, ext4) allocate 2 MiB page-cache folios,
-# which cost more than twice the CPU per byte here; in 1 MiB writes a 1 GiB
-# download took 3.1 s rather than 4.1 s (bench/README).
 _CHUNK = 1 << 20
 
 
 def _write(out: BinaryIO, data: bytes, progress: Progress | None) -> int:
-    view = memoryview(data)
-    for start in range(0, len(view), _CHUNK):
-        piece = view[start:start + _CHUNK]
-        out.write(piece)
-        if progress:
-            progress(len(piece))
+    out.write(data)
+    if progress:
+        progress(len(data))
     return len(data)
 
 

@@ -466,3 +466,24 @@ def test_tombstone_refuses_a_file_that_still_exists_or_is_not_on_the_remote(ann,
     with pytest.raises(SyncError, match="never.txt is not on the remote"):
         ops.tombstone(ann.state, str(ann.data), ["never.txt"], author="ann", time=TIME)
     assert ann.state.pending() == {}
+
+
+def test_local_files_are_written_a_quarter_mebibyte_at_a_time():
+    # Linux gives larger writes costlier page-cache folios (transfer.WRITE_SIZE).
+    import hashlib
+    import io
+
+    class File(io.BytesIO):
+        sizes: list[int]
+
+        def write(self, piece):
+            self.sizes.append(len(piece))
+            return super().write(piece)
+
+    data = os.urandom((1 << 20) + 1)
+    out = File()
+    out.sizes = []
+    sink = transfer.HashingWriter(out)
+    assert sink.write(data) == len(data)
+    assert out.getvalue() == data and out.sizes == [256 << 10] * 4 + [1]
+    assert sink.hexdigest() == hashlib.sha256(data).hexdigest()

@@ -266,28 +266,6 @@ def test_a_large_object_comes_down_in_parallel_ranges(store, spec, monkeypatch):
         f"bytes={n * mib}-{min((n + 1) * mib, len(data)) - 1}".encode() for n in range(1, 6)], sent
 
 
-def test_reads_reach_the_sink_at_most_a_mebibyte_a_write(store, monkeypatch):
-    # Linux gives writes of 2 MiB and more large page-cache folios, which
-    # cost twice the CPU per byte (bench/README): remotes hand out 1 MiB.
-    from libsync.remotes import s3
-    monkeypatch.setattr(s3, "RANGED_THRESHOLD", 3 << 20)
-    monkeypatch.setattr(s3, "PART_SIZE", 3 << 20)
-    data = hashlib.sha256(b"seed").digest() * (15 << 14)  # 7.5 MiB: 3 ranges on S3
-    etag = store.put("big", data)
-
-    class Sink(io.BytesIO):
-        sizes = []
-
-        def write(self, piece):
-            self.sizes.append(len(piece))
-            return super().write(piece)
-
-    sink = Sink()
-    store.get_into("big", sink, if_match=etag)
-    assert sink.getvalue() == data
-    assert max(sink.sizes) == 1 << 20, sink.sizes
-
-
 def test_an_object_replaced_during_a_ranged_read_fails_whole(store, spec, monkeypatch):
     from libsync.remotes import s3
     if not hasattr(store, "client"):
