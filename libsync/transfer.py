@@ -14,6 +14,7 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from . import layout
 from .errors import (
@@ -262,20 +263,45 @@ def _check_unchanged(target: str, expected: LocalFile | None, path: str) -> None
 WRITE_SIZE = 256 << 10
 
 
+# Pieces of bytes this large or larger are hashed on a thread of their own
+# while they are written, so that the hash (0.7 s of CPU a GiB) and the
+# writes into the page cache (up to 1.5 s a GiB here) overlap on the two
+# cores instead of adding up on the thread that receives the object.
+HASH_ASIDE = 1 << 20
+
+
 class HashingWriter:
     """A file-like sink that hashes what passes through, to ``out`` if given."""
 
     def __init__(self, out=None):
         self._out = out
         self._hash = hashlib.sha256()
+        self._hasher: ThreadPoolExecutor | None = None  # made for the first large piece
+        self._hashing: Future | None = None  # the piece being hashed aside
 
     def write(self, data: bytes) -> int:
-        self._hash.update(data)
+        self._wait()
+        # Only bytes, which nobody can change, are hashed after write() returns.
+        if self._out is None or len(data) < HASH_ASIDE or type(data) is not bytes:
+            self._hash.update(data)
+        else:
+            if self._hasher is None:
+                self._hasher = ThreadPoolExecutor(1, thread_name_prefix="s3sync-hash")
+            self._hashing = self._hasher.submit(self._hash.update, data)
         if self._out is not None:
             view = memoryview(data)
             for start in range(0, len(view), WRITE_SIZE):
                 self._out.write(view[start:start + WRITE_SIZE])
         return len(data)
 
+    def _wait(self) -> None:
+        if self._hashing is not None:
+            hashing, self._hashing = self._hashing, None
+            hashing.result()
+
     def hexdigest(self) -> str:
+        self._wait()
+        if self._hasher is not None:
+            self._hasher.shutdown()
+            self._hasher = None
         return self._hash.hexdigest()
