@@ -487,3 +487,20 @@ def test_local_files_are_written_a_quarter_mebibyte_at_a_time():
     assert sink.write(data) == len(data)
     assert out.getvalue() == data and out.sizes == [256 << 10] * 4 + [1]
     assert sink.hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_a_buffer_changed_after_its_write_is_hashed_as_it_was_written(tmp_path):
+    # Large pieces are hashed aside while they are written; only bytes,
+    # which cannot change after write() returns, may be.
+    import hashlib
+
+    piece = bytearray(os.urandom(2 << 20))
+    whole = bytes(piece) + b"tail"
+    with open(tmp_path / "f", "wb") as out:
+        sink = transfer.HashingWriter(out)
+        sink.write(piece)
+        piece[:] = bytes(len(piece))  # the caller reuses its buffer
+        sink.write(b"tail")
+        sink.write(bytes(3 << 20))  # hashed aside
+    assert sink.hexdigest() == hashlib.sha256(whole + bytes(3 << 20)).hexdigest()
+    assert (tmp_path / "f").read_bytes() == whole + bytes(3 << 20)
