@@ -259,7 +259,9 @@ def _check_unchanged(target: str, expected: LocalFile | None, path: str) -> None
 # writes them. Linux (6.x, ext4) gives a larger write larger page-cache
 # folios, and on a virtual machine whose free memory is handed back to the
 # host those cost up to twice the system time per byte: a 1 GiB download
-# written 8 MiB at a time took 4.7 s, 1 MiB at a time 3.3 s (bench/README).
+# written 8 MiB at a time took 4.7 s, 1 MiB at a time 3.3 s, and once the
+# page cache had been churned 1 MiB writes still cost three times the
+# system time of 256 KiB ones (bench/README, item 5).
 WRITE_SIZE = 256 << 10
 
 
