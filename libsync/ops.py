@@ -441,7 +441,8 @@ def download(state: State, remote: Remote, data_dir: str, paths: Iterable[str],
             if local is not None:
                 transfer.delete_local(data_dir, path, local)
         elif local_sha != remote_sha:
-            transfer.download(remote, data_dir, tmp_dir, rec, local, progress=progress)
+            stats[path] = transfer.download(remote, data_dir, tmp_dir, rec, local,
+                                            progress=progress)
         return rec
 
     records = []
@@ -450,4 +451,7 @@ def download(state: State, remote: Remote, data_dir: str, paths: Iterable[str],
         if rec is None:
             raise SyncError(f"{p} is not on the remote")
         records.append(rec)
-    return _run(records, work, jobs, lambda rec: state.set_base([rec]), on_done)
+    stats: dict[str, tuple] = {}  # the stat cache rows of the files downloaded
+    return _run(records, work, jobs,
+                lambda rec: state.set_base([rec], stats=[stats.pop(rec.path)]
+                                           if rec.path in stats else ()), on_done)

@@ -756,7 +756,14 @@ def _apply_changes(data_dir, state, key, listing, replay, changes, rules, now_ns
     storable = True
     prefix = data_dir + os.sep
     resort = False
+    cached = state.cached_stats(now)  # a download leaves its file's row
     for path, (size, mtime, ctime, inode) in sorted(now.items()):
+        row = cached.get(path)
+        if row is not None and row[1:5] == (size, mtime, ctime, inode) \
+                and mtime < row[6] - RACY_WINDOW_NS:
+            resort = resort or path not in files
+            files[path] = _new_file((path, size, mtime, row[5]))
+            continue
         sha, checked, problem = _hash(prefix + path, size, mtime, now_ns)
         if problem:
             storable = False

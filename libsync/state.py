@@ -229,10 +229,16 @@ class State:
     def base(self) -> dict[str, Record]:
         return self._records("base")
 
-    def set_base(self, records: Iterable[Record] = (), *, drop: Iterable[str] = ()) -> None:
+    def set_base(self, records: Iterable[Record] = (), *, drop: Iterable[str] = (),
+                 stats: Iterable[tuple] = ()) -> None:
+        """``stats``: stat cache rows of files just written with these
+        records' content (a download). The scan's tree snapshot is kept:
+        those files' listing lines changed, so it is not replayed whole, and
+        the scan looks their rows up (``cached_stats``)."""
         with self.transaction() as db:
             self._put_records(db, "base", records)
             db.executemany("DELETE FROM base WHERE path=?", ((p,) for p in drop))
+            db.executemany("INSERT OR REPLACE INTO stat_cache VALUES (?,?,?,?,?,?,?)", stats)
 
     def remote(self) -> Manifest:
         """The remote manifest as last read (generation 0 if never read)."""
@@ -349,6 +355,13 @@ class State:
         rows = self.db.execute("SELECT path, size, mtime_ns, ctime_ns, inode, sha256, "
                                "checked_ns FROM stat_cache").fetchall()
         return {r[0]: r for r in rows}
+
+    def cached_stats(self, paths: Iterable[str]) -> dict[str, tuple]:
+        """The stat cache rows of a few paths, as ``stat_rows()`` gives them."""
+        rows = (self.db.execute("SELECT path, size, mtime_ns, ctime_ns, inode, sha256, "
+                                "checked_ns FROM stat_cache WHERE path=?", (p,)).fetchone()
+                for p in paths)
+        return {r[0]: r for r in rows if r is not None}
 
     def update_stat_cache(self, rows: Iterable[tuple], *, drop: Iterable[str] = (),
                           snapshot: tuple[str, bytes, bytes] | None = None) -> None:

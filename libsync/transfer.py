@@ -13,6 +13,7 @@ import errno
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -180,16 +181,18 @@ def trash(remote: Remote, deleted: Tombstone, etag: str) -> bool:
 
 def download(remote: Remote, data_dir: str, tmp_dir: str, entry: Entry,
              expected: LocalFile | None, *, progress: Progress | None = None,
-             key: str | None = None) -> None:
+             key: str | None = None) -> tuple:
     """Make the local file ``entry``'s content, verified, atomically.
 
     ``expected`` is the local file as the plan saw it (None: absent); if the
     file is no longer that, nothing is replaced and LocalChangedError says so.
     ``key`` reads another object than the path's own (a version in the trash).
+    Returns the file's stat cache row (``CachedStat``'s fields): its bytes
+    were hashed on their way in, so the next scan need not read them again.
     """
     target = local_path(data_dir, entry.path)
     try:
-        _download(remote, target, tmp_dir, entry, expected, progress, key)
+        return _download(remote, target, tmp_dir, entry, expected, progress, key)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise LocalFileError(f"{entry.path}: the disk is full; nothing was replaced") from exc
@@ -222,6 +225,12 @@ def _download(remote, target, tmp_dir, entry, expected, progress, key):
         _check_unchanged(target, expected, entry.path)
         os.makedirs(os.path.dirname(target), exist_ok=True)
         os.replace(tmp, target)
+        st = os.stat(target, follow_symlinks=False)
+        # Taken after the stat: a write that slipped in since the rename has
+        # an mtime within the scan's racy window of this, so it is hashed.
+        checked = time.time_ns()
+        return (entry.path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino,
+                entry.sha256, checked)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

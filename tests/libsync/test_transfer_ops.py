@@ -504,3 +504,21 @@ def test_a_buffer_changed_after_its_write_is_hashed_as_it_was_written(tmp_path):
         sink.write(bytes(3 << 20))  # hashed aside
     assert sink.hexdigest() == hashlib.sha256(whole + bytes(3 << 20)).hexdigest()
     assert (tmp_path / "f").read_bytes() == whole + bytes(3 << 20)
+
+
+@pytest.mark.parametrize("listing", ["find", "walk"])
+def test_a_downloaded_file_is_not_hashed_again_by_the_next_scan(ann, bob, listing):
+    lister = {"find": None, "walk": lambda data_dir: None}[listing]
+    write(ann.data, "a.txt", "from ann")  # an old mtime: not racily clean
+    ann.push()
+    write(bob.data, "b.txt", "bob's own")
+    bob.pull()
+    scanned = scan(str(bob.data), bob.state, lister=lister)
+    assert scanned.hashed == 0 and scanned.source == {"find": "changes", "walk": "walk"}[listing]
+    assert {p: f.sha256 for p, f in scanned.files.items()} == {
+        "a.txt": sha("from ann"), "b.txt": sha("bob's own")}
+    # Rewritten with its old size and mtime: the ctime tells, and it is hashed.
+    stat = (bob.data / "a.txt").stat()
+    write(bob.data, "a.txt", "from bob", mtime_ns=stat.st_mtime_ns)
+    scanned = scan(str(bob.data), bob.state, lister=lister)
+    assert scanned.hashed == 1 and scanned.files["a.txt"].sha256 == sha("from bob")
