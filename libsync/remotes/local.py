@@ -35,7 +35,7 @@ from .base import ObjectInfo, Progress, Remote
 # Kept inside the metadata prefix and hidden from list(): the folder's own
 # bookkeeping is not an object.
 _PRIVATE = ".s3sync/.folder/"
-_CHUNK = WRITE_SIZE  # see there
+_CHUNK = WRITE_SIZE  # transfer.WRITE_SIZE says why
 
 
 def folder_of(url: str) -> str:
