@@ -427,6 +427,7 @@ def download(state: State, remote: Remote, data_dir: str, paths: Iterable[str],
     remote_records = state.remote().records
     base = state.base()
     tmp_dir = state.tmp_dir
+    stats = {}  # path -> the stat cache row of the file downloaded there
 
     def work(rec: Record) -> Record:
         path = rec.path
@@ -451,7 +452,8 @@ def download(state: State, remote: Remote, data_dir: str, paths: Iterable[str],
         if rec is None:
             raise SyncError(f"{p} is not on the remote")
         records.append(rec)
-    stats: dict[str, tuple] = {}  # the stat cache rows of the files downloaded
-    return _run(records, work, jobs,
-                lambda rec: state.set_base([rec], stats=[stats.pop(rec.path)]
-                                           if rec.path in stats else ()), on_done)
+    def record(rec: Record) -> None:
+        row = stats.pop(rec.path, None)
+        state.set_base([rec], stats=[row] if row else ())
+
+    return _run(records, work, jobs, record, on_done)

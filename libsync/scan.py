@@ -152,12 +152,14 @@ def _rule_lines(data_dir: str, extra: Iterable[str]) -> list[str]:
 
 def is_clean(cached: CachedStat | None, st: os.stat_result) -> bool:
     """Whether the cached hash may be trusted for a file with this stat."""
-    return (cached is not None
-            and cached.size == st.st_size
-            and cached.mtime_ns == st.st_mtime_ns
-            and cached.ctime_ns == st.st_ctime_ns
-            and cached.inode == st.st_ino
-            and st.st_mtime_ns < cached.checked_ns - RACY_WINDOW_NS)
+    return cached is not None and _fresh(cached, st.st_size, st.st_mtime_ns,
+                                         st.st_ctime_ns, st.st_ino)
+
+
+def _fresh(row: tuple, size: int, mtime: int, ctime: int, inode: int) -> bool:
+    """``is_clean`` for a stat cache row (CachedStat's field order) and the
+    fields of a stat; the walk's ``take`` inlines the same test."""
+    return row[1:5] == (size, mtime, ctime, inode) and mtime < row[6] - RACY_WINDOW_NS
 
 
 def _hash(fs_path: str, size: int, mtime_ns: int, now_ns: Callable[[], int]
@@ -759,8 +761,7 @@ def _apply_changes(data_dir, state, key, listing, replay, changes, rules, now_ns
     cached = state.cached_stats(now)  # a download leaves its file's row
     for path, (size, mtime, ctime, inode) in sorted(now.items()):
         row = cached.get(path)
-        if row is not None and row[1:5] == (size, mtime, ctime, inode) \
-                and mtime < row[6] - RACY_WINDOW_NS:
+        if row is not None and _fresh(row, size, mtime, ctime, inode):
             resort = resort or path not in files
             files[path] = _new_file((path, size, mtime, row[5]))
             continue

@@ -44,6 +44,10 @@ CREATE TABLE IF NOT EXISTS scan_snapshot (id INTEGER PRIMARY KEY CHECK (id = 1),
 """
 
 
+_STAT_SELECT = ("SELECT path, size, mtime_ns, ctime_ns, inode, sha256, checked_ns "
+                "FROM stat_cache")
+
+
 class CachedStat(NamedTuple):
     """What a file's stat was when it was last hashed, and when that was.
 
@@ -352,14 +356,12 @@ class State:
         What the scan reads on every run: a tuple per row costs a fifth of
         a named one, and one ``fetchall`` is the fastest way out of SQLite.
         """
-        rows = self.db.execute("SELECT path, size, mtime_ns, ctime_ns, inode, sha256, "
-                               "checked_ns FROM stat_cache").fetchall()
+        rows = self.db.execute(_STAT_SELECT).fetchall()
         return {r[0]: r for r in rows}
 
     def cached_stats(self, paths: Iterable[str]) -> dict[str, tuple]:
         """The stat cache rows of a few paths, as ``stat_rows()`` gives them."""
-        rows = (self.db.execute("SELECT path, size, mtime_ns, ctime_ns, inode, sha256, "
-                                "checked_ns FROM stat_cache WHERE path=?", (p,)).fetchone()
+        rows = (self.db.execute(_STAT_SELECT + " WHERE path=?", (p,)).fetchone()
                 for p in paths)
         return {r[0]: r for r in rows if r is not None}
 

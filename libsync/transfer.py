@@ -28,6 +28,7 @@ from .errors import (
 from .manifest import Entry, Record, Tombstone, check_path
 from .remotes.base import Remote
 from .scan import LocalFile
+from .state import CachedStat
 
 Progress = Callable[[int], None]
 
@@ -181,13 +182,13 @@ def trash(remote: Remote, deleted: Tombstone, etag: str) -> bool:
 
 def download(remote: Remote, data_dir: str, tmp_dir: str, entry: Entry,
              expected: LocalFile | None, *, progress: Progress | None = None,
-             key: str | None = None) -> tuple:
+             key: str | None = None) -> CachedStat:
     """Make the local file ``entry``'s content, verified, atomically.
 
     ``expected`` is the local file as the plan saw it (None: absent); if the
     file is no longer that, nothing is replaced and LocalChangedError says so.
     ``key`` reads another object than the path's own (a version in the trash).
-    Returns the file's stat cache row (``CachedStat``'s fields): its bytes
+    Returns the file's stat cache row: its bytes
     were hashed on their way in, so the next scan need not read them again.
     """
     target = local_path(data_dir, entry.path)
@@ -229,8 +230,8 @@ def _download(remote, target, tmp_dir, entry, expected, progress, key):
         # Taken after the stat: a write that slipped in since the rename has
         # an mtime within the scan's racy window of this, so it is hashed.
         checked = time.time_ns()
-        return (entry.path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino,
-                entry.sha256, checked)
+        return CachedStat(entry.path, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
+                          st.st_ino, entry.sha256, checked)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
