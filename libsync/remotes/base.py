@@ -10,9 +10,13 @@ Every remote runs the contract suite in ``tests/remotes/``.
 from __future__ import annotations
 
 import abc
+import hashlib
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
+
+from ..errors import LocalChangedError
 
 Progress = Callable[[int], None]
 """Called with the number of bytes moved since the last call."""
@@ -58,6 +62,24 @@ class Remote(abc.ABC):
         the checksum), so a file edited during its upload never lands torn.
         """
 
+    def put_new_file(self, key: str, path: str, *, size: int, mtime_ns: int,
+                     progress: Progress | None = None) -> tuple[str, str]:
+        """Create ``key`` (PreconditionFailed if it exists) from a local file
+        whose sha256 is not known yet; returns (etag, sha256 of what was sent).
+
+        For a large new file this saves reading it twice, once to hash it
+        and once to send it: the remote hashes the bytes on their way, so
+        the digest and the object cannot disagree. A file that no longer
+        has ``size`` and ``mtime_ns``, or changes while it is read, is not
+        published (LocalChangedError). This default hashes first.
+        """
+        with open(path, "rb") as f:
+            before = same_file(f, size, mtime_ns, path)
+            sha = hashlib.file_digest(f, "sha256").hexdigest()
+            same_file(f, size, mtime_ns, path, before)
+        return self.put_file(key, path, sha256=sha, if_none_match=True,
+                             progress=progress), sha
+
     @abc.abstractmethod
     def head(self, key: str) -> ObjectInfo | None:
         """The object's metadata, or None if absent."""
@@ -92,3 +114,15 @@ class Remote(abc.ABC):
 
     def __exit__(self, *exc):
         self.close()
+
+
+def same_file(f: BinaryIO, size: int, mtime_ns: int, path: str,
+              before: os.stat_result | None = None) -> os.stat_result:
+    """The open file's stat, checked against the size and mtime the scan saw
+    and, after the read, against ``before`` (its stat when opened)."""
+    st = os.fstat(f.fileno())
+    if (st.st_size, st.st_mtime_ns) != (size, mtime_ns) or before is not None and (
+            st.st_ctime_ns, st.st_ino) != (before.st_ctime_ns, before.st_ino):
+        when = "since it was scanned" if before is None else "while it was uploaded"
+        raise LocalChangedError(f"{path} changed {when}; nothing was published")
+    return st

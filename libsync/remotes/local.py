@@ -30,7 +30,7 @@ from ..errors import (
     SyncError,
 )
 from ..transfer import WRITE_SIZE
-from .base import ObjectInfo, Progress, Remote
+from .base import ObjectInfo, Progress, Remote, same_file
 
 # Kept inside the metadata prefix and hidden from list(): the folder's own
 # bookkeeping is not an object.
@@ -151,23 +151,36 @@ class LocalRemote(Remote):
 
     def put_file(self, key, path, *, sha256, if_none_match=False, if_match=None,
                  progress=None):
+        tmp, digest = self._copy_in(key, path, progress)
+        if digest != sha256:
+            os.unlink(tmp)
+            raise LocalChangedError(f"{path} changed while it was uploaded; nothing was "
+                                    "published")
+        return self._install(tmp, key, if_none_match, if_match)
+
+    def put_new_file(self, key, path, *, size, mtime_ns, progress=None):
+        tmp, digest = self._copy_in(key, path, progress, (size, mtime_ns))
+        return self._install(tmp, key, True, None), digest
+
+    def _copy_in(self, key, path, progress, expect=None) -> tuple[str, str]:
+        """A private copy of a local file, hashed as it is copied: (its path, sha256).
+        With ``expect`` (size, mtime), the file must keep that stat throughout."""
         tmp = self._tmpfile()
         digest = hashlib.sha256()
         try:
             with tmp, open(path, "rb") as src, _oserrors(key):
+                before = same_file(src, *expect, path) if expect else None
                 while chunk := src.read(_CHUNK):
                     digest.update(chunk)
                     tmp.write(chunk)
                     if progress:
                         progress(len(chunk))
+                if expect:
+                    same_file(src, *expect, path, before)
         except BaseException:
             os.unlink(tmp.name)
             raise
-        if digest.hexdigest() != sha256:
-            os.unlink(tmp.name)
-            raise LocalChangedError(f"{path} changed while it was uploaded; nothing was "
-                                    "published")
-        return self._install(tmp.name, key, if_none_match, if_match)
+        return tmp.name, digest.hexdigest()
 
     def head(self, key):
         try:

@@ -47,7 +47,7 @@ from ..errors import (
     RemoteNotFoundError,
 )
 from ..transfer import HashingWriter
-from .base import ObjectInfo, Progress, Remote
+from .base import ObjectInfo, Progress, Remote, same_file
 from .s3lane import UNSIGNED_PAYLOAD, Lane
 
 # Files up to the threshold are read whole and checked before one PUT; larger
@@ -211,7 +211,7 @@ class S3Remote(Remote):
         size = os.path.getsize(path)
         kw = _conditions(if_none_match, if_match)
         if size >= MULTIPART_THRESHOLD:
-            return self._put_multipart(key, path, sha256, kw, progress)
+            return self._put_multipart(key, path, sha256, kw, progress)[0]
         with open(path, "rb") as f:
             data = f.read(MULTIPART_THRESHOLD + 1)  # a file that grew fails the check
         digest = hashlib.sha256(data).digest()
@@ -248,11 +248,22 @@ class S3Remote(Remote):
         lane = self._lane
         return lane if lane is not None and lane.enabled else None
 
-    def _put_multipart(self, key, path, sha256, kw, progress):
+    def put_new_file(self, key, path, *, size, mtime_ns, progress=None):
+        if size < MULTIPART_THRESHOLD:  # read whole and hashed before the PUT anyway
+            return super().put_new_file(key, path, size=size, mtime_ns=mtime_ns,
+                                        progress=progress)
+        return self._put_multipart(key, path, None, {"IfNoneMatch": "*"}, progress,
+                                   expect=(size, mtime_ns))
+
+    def _put_multipart(self, key, path, sha256, kw, progress, expect=None):
+        """(etag, sha256) of a file sent in parts. Without ``sha256`` the object
+        carries no sha256 metadata (it is not known when the upload starts) and
+        the file must keep the stat ``expect`` (size, mtime) throughout."""
+        meta = {"Metadata": {"sha256": sha256}} if sha256 else {}
         with _errors(key):
             upload = self.client.create_multipart_upload(
                 Bucket=self.bucket, Key=self._key(key), ChecksumAlgorithm="CRC32",
-                Metadata={"sha256": sha256}, **self._sse)
+                **meta, **self._sse)
         upload_id = upload["UploadId"]
 
         lane = self._short_lane()
@@ -280,6 +291,7 @@ class S3Remote(Remote):
         whole = hashlib.sha256()
         try:
             with ThreadPoolExecutor(max_workers=workers) as pool, open(path, "rb") as f:
+                before = same_file(f, *expect, path) if expect else None
                 pending, parts, number = set(), [], 0
                 while data := f.read(PART_SIZE):
                     number += 1
@@ -291,6 +303,9 @@ class S3Remote(Remote):
                         parts.extend(d.result() for d in done)
                 parts.extend(p.result() for p in pending)
                 parts.sort(key=lambda p: p["PartNumber"])
+                if expect:
+                    same_file(f, *expect, path, before)
+                    sha256 = whole.hexdigest()
             if whole.hexdigest() != sha256:
                 raise LocalChangedError(f"{path} changed while it was uploaded; nothing was "
                                         "published")
@@ -298,7 +313,7 @@ class S3Remote(Remote):
                 resp = self.client.complete_multipart_upload(
                     Bucket=self.bucket, Key=self._key(key), UploadId=upload_id,
                     MultipartUpload={"Parts": parts}, **kw)
-            return resp["ETag"]
+            return resp["ETag"], sha256
         except BaseException:
             try:
                 self.client.abort_multipart_upload(

@@ -9,6 +9,7 @@ it is checked on the servers that honour it, and the gap is named here.
 
 import hashlib
 import io
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -225,6 +226,78 @@ def test_a_file_edited_during_a_multipart_upload_is_not_published(
         store.put_file("mp", path, sha256=sha(data), progress=edit_after_the_first_part)
     assert edited and store.head("mp") is None
     assert store.client.list_multipart_uploads(Bucket=store.bucket).get("Uploads", []) == []
+
+
+def _small_parts(store, monkeypatch):
+    from libsync.remotes import s3
+    if hasattr(store, "client"):
+        monkeypatch.setattr(s3, "MULTIPART_THRESHOLD", 2 << 20)
+        monkeypatch.setattr(s3, "PART_SIZE", 1 << 20)
+        monkeypatch.setattr(s3, "PARTS_IN_FLIGHT", 1)  # one part read at a time
+
+
+def _old_file(tmp_path, data):
+    path = file_with(tmp_path, data)
+    os.utime(path, ns=(1_700_000_000_000_000_000,) * 2)  # any write moves the mtime
+    return path, os.stat(path)
+
+
+@pytest.mark.parametrize("size", [3, 11 << 20], ids=["small", "multipart"])
+def test_put_new_file_hashes_what_it_sends(store, tmp_path, monkeypatch, size):
+    from libsync import transfer
+    from libsync.remotes import s3
+    monkeypatch.setattr(s3, "MULTIPART_THRESHOLD", 6 << 20)
+    monkeypatch.setattr(s3, "PART_SIZE", 5 << 20)  # S3's smallest part: 3 parts
+    data = (hashlib.sha256(b"seed").digest() * (size // 32 + 1))[:size]
+    path, st = _old_file(tmp_path, data)
+    etag, digest = store.put_new_file("new/f", path, size=st.st_size, mtime_ns=st.st_mtime_ns)
+    assert digest == sha(data) and store.get("new/f") == data
+    info = store.head("new/f")
+    assert info.etag == etag and transfer.sha_of(store, info) == sha(data)
+    if hasattr(store, "client") and size > 3:  # not known when the upload began
+        assert info.sha256 is None
+    with pytest.raises(PreconditionFailed):  # it only ever creates
+        store.put_new_file("new/f", file_with(tmp_path, b"other", "g"), size=5,
+                           mtime_ns=os.stat(tmp_path / "g").st_mtime_ns)
+    assert store.get("new/f") == data
+
+
+def test_put_new_file_refuses_a_file_changed_since_the_scan(store, tmp_path):
+    path, st = _old_file(tmp_path, b"now")
+    with pytest.raises(LocalChangedError, match="changed since it was scanned"):
+        store.put_new_file("k", path, size=st.st_size, mtime_ns=st.st_mtime_ns - 1)
+    with pytest.raises(LocalChangedError):
+        store.put_new_file("k", path, size=st.st_size + 1, mtime_ns=st.st_mtime_ns)
+    assert store.head("k") is None
+
+
+@pytest.mark.parametrize("edit", ["rewrite", "grow", "shrink"])
+def test_put_new_file_of_a_file_edited_on_the_way_publishes_nothing(
+        store, tmp_path, monkeypatch, edit):
+    _small_parts(store, monkeypatch)
+    data = hashlib.sha256(b"seed").digest() * (7 << 14)  # 3.5 MiB: 4 parts
+    path, st = _old_file(tmp_path, data)
+    edited = []
+
+    def edit_after_the_first_piece(sent):
+        if sent and not edited:
+            edited.append(sent)
+            with open(path, "r+b") as f:
+                if edit == "rewrite":
+                    f.seek(len(data) - 1)
+                    f.write(b"!")
+                elif edit == "grow":
+                    f.seek(len(data))
+                    f.write(b"more")
+                else:
+                    f.truncate(len(data) - 1)
+
+    with pytest.raises(LocalChangedError, match="changed while it was uploaded"):
+        store.put_new_file("mp", path, size=st.st_size, mtime_ns=st.st_mtime_ns,
+                           progress=edit_after_the_first_piece)
+    assert edited and store.head("mp") is None
+    if hasattr(store, "client"):
+        assert store.client.list_multipart_uploads(Bucket=store.bucket).get("Uploads", []) == []
 
 
 def test_multipart_upload_with_conditions(store, spec, tmp_path, monkeypatch):
