@@ -8,6 +8,7 @@ was really done. Results are plain frozen data; nothing here prints.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import posixpath
 import unicodedata
@@ -30,7 +31,7 @@ from .errors import (
 )
 from .manifest import Commit, Entry, Manifest, Record, Tombstone, check_path
 from .remotes.base import Remote
-from .scan import LocalFile, ScanResult
+from .scan import UNHASHED, LocalFile, ScanResult, hash_deferred
 from .state import State
 from .storedview import StoredRecords
 
@@ -148,6 +149,36 @@ def pathspecs(paths: Iterable[str] | None) -> tuple[tuple[str, str], ...] | None
             raise PathspecError(f"{arg!r} is outside the data folder")
         out.append((arg, path))
     return tuple(out) or None
+
+
+def settle(state: State, data_dir: str, scanned: ScanResult, *,
+           also: Callable[[LocalFile], bool] | None = None,
+           on_warning: Callable[[str], None] | None = None) -> ScanResult:
+    """Hash the files the scan deferred (``scan``'s ``defer``) that a plan
+    must compare: those whose path the base, the remote, a staged upload or
+    an unfinished one knows, and those ``also`` picks. The rest are new on
+    both sides, to be uploaded whatever their content, and stay unhashed.
+    A file that changed meanwhile is skipped this time, as the scan would.
+    """
+    deferred = [f for f in scanned.files.values() if f.sha256 == UNHASHED]
+    if not deferred:
+        return scanned
+    paths = [f.path for f in deferred]
+    known = {*state.records("base", paths), *state.records("remote", paths),
+             *state.pending(), *state.sending()}
+    todo = [f for f in deferred if f.path in known or (also is not None and also(f))]
+    if not todo:
+        return scanned
+    hashed, problems = hash_deferred(data_dir, state, todo)
+    files = {**scanned.files, **hashed}
+    warnings = []
+    for path, problem in problems.items():
+        del files[path]
+        warnings.append(f"{path}: {problem}")
+        if on_warning:
+            on_warning(warnings[-1])
+    return dataclasses.replace(scanned, files=files, warnings=(*scanned.warnings, *warnings),
+                               skipped=scanned.skipped.union(problems))
 
 
 def plan(state: State, scanned: ScanResult, paths: Iterable[str] | None = None,
@@ -319,18 +350,30 @@ def upload(state: State, remote: Remote, data_dir: str, files: Sequence[LocalFil
     live = {p: r.sha256 for p, r in current.items() if not r.deleted}
     pending = state.pending()
     tried = state.sending()
+    for f in files:
+        if f.sha256 == UNHASHED and (f.path in current or f.path in pending
+                                     or f.path in tried):
+            raise ValueError(f"{f.path}: not hashed, but not new either (see settle)")
     state.will_send((f.path, f.sha256) for f in files)
     if live:
         learn_server(state, remote)  # a replaced version is copied to the trash
+    stats = {}  # path -> the stat cache row of a file hashed on its way up
 
     def work(f: LocalFile) -> Entry:
+        if f.sha256 == UNHASHED:
+            entry, stats[f.path] = transfer.upload_new(remote, data_dir, f, author=author,
+                                                       time=time, progress=progress)
+            return entry
         mine = pending.get(f.path, (None, None))[0]
+        # An earlier run that died sending a deferred file noted no sha256.
+        was = tried.get(f.path)
         return transfer.upload(remote, data_dir, f, current.get(f.path),
                                author=author, time=time, pending=mine,
-                               maybe_sent=tried.get(f.path) == f.sha256, progress=progress)
+                               maybe_sent=was in (f.sha256, UNHASHED), progress=progress)
 
     def record(entry: Entry) -> None:
-        state.add_pending(entry, live.get(entry.path))
+        row = stats.pop(entry.path, None)
+        state.add_pending(entry, live.get(entry.path), stats=[row] if row else ())
 
     return _run(files, work, jobs, record, on_done)
 

@@ -67,6 +67,11 @@ CHANGED_WHILE_READ = "changed while it was read; skipped this time"
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
 
 
+# The sha256 of a file the scan was asked not to hash (see ``scan``'s
+# ``defer``): its upload hashes it. Never written to a manifest or a cache.
+UNHASHED = ""
+
+
 class LocalFile(NamedTuple):
     """A regular file as the scan saw it: a tuple, since a scan makes one per file."""
 
@@ -402,7 +407,8 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
          now_ns: Callable[[], int] = time.time_ns, jobs: int = 4,
          progress: Callable[[int], None] | None = None,
          on_warning: Callable[[str], None] | None = None,
-         lister: Callable[[str], bytes | None] | None = None) -> ScanResult:
+         lister: Callable[[str], bytes | None] | None = None,
+         defer: Callable[[str, int], bool] | None = None) -> ScanResult:
     """Every file of the data folder with its sha256, using the stat cache.
 
     With GNU find (``lister``, by default ``find_listing``) the tree is
@@ -414,6 +420,10 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
     differs in a few plain files has those hashed and applied to that
     result. Otherwise the Python walk reads the tree, and the listing, taken
     before it, is stored with its result.
+
+    A file to hash for which ``defer(path, size)`` is true is left unhashed
+    (sha256 ``UNHASHED``; no stat cache row, no snapshot stored): a push
+    hashes a large new file as it sends it rather than read it twice.
     """
     lines = _rule_lines(data_dir, ignore)
     rules = pathspec.GitIgnoreSpec.from_lines(lines)
@@ -449,7 +459,7 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
         if changes is not None:
             del old  # the last listing and result, both read: 17 MB at 100,000 files
             return _apply_changes(data_dir, state, key, listing, replay, changes,
-                                  (rules, folders), now_ns, progress, on_warning)
+                                  (rules, folders), now_ns, progress, on_warning, defer)
     # The rest is the walk, with the listing kept for the next snapshot; the
     # old snapshot is let go first (some 40 MB at 100,000 files).
     had_snapshot = old is not None
@@ -501,7 +511,7 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
 
     def take(rel: str, size: int, mtime: int, ctime: int, inode: int, fs_path: str) -> None:
         """One regular file, not ignored: from the cache if clean, else to hash."""
-        nonlocal resort, batch_bytes
+        nonlocal resort, batch_bytes, storable
         # Popped, not read: a row is let go as its file is seen, so the cache
         # and the result are not both whole in memory (some 40 MB at 100,000
         # files); what is left at the end is what left the folder.
@@ -533,6 +543,12 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
                 if progress:
                     progress(1)
                 return
+        if defer is not None and defer(path, size):
+            storable = False  # the next scan must hash it, if its upload did not
+            files[path] = _new_file((path, size, mtime, UNHASHED))
+            if progress:
+                progress(1)
+            return
         files[path] = None
         batch.append((path, fs_path, size, mtime, ctime, inode))
         batch_bytes += size + 4096
@@ -620,6 +636,33 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
     if fresh or gone or snapshot is not None or had_snapshot:
         state.update_stat_cache(fresh.values(), drop=gone, snapshot=snapshot)
     return result
+
+
+def hash_deferred(data_dir: str, state: State, files: Iterable[LocalFile], *,
+                  now_ns: Callable[[], int] = time.time_ns
+                  ) -> tuple[dict[str, LocalFile], dict[str, str]]:
+    """Hash files a scan deferred after all, as the scan would have, writing
+    their stat cache rows: (path -> hashed LocalFile, path -> problem)."""
+    done, problems, rows = {}, {}, []
+    for f in files:
+        fs_path = os.path.join(data_dir, *f.path.split("/"))
+        try:
+            st = os.stat(fs_path, follow_symlinks=False)
+        except OSError as exc:
+            problems[f.path] = f"cannot read: {exc.strerror}"
+            continue
+        if (st.st_size, st.st_mtime_ns) != (f.size, f.mtime_ns):
+            problems[f.path] = CHANGED_WHILE_READ
+            continue
+        sha, checked, problem = _hash(fs_path, f.size, f.mtime_ns, now_ns)
+        if problem:
+            problems[f.path] = problem
+            continue
+        rows.append((f.path, f.size, f.mtime_ns, st.st_ctime_ns, st.st_ino, sha, checked))
+        done[f.path] = f._replace(sha256=sha)
+    if rows:
+        state.update_stat_cache(rows)
+    return done, problems
 
 
 # A listing that differs from the snapshot's in at most this many records
@@ -742,7 +785,7 @@ def _ignored(rules: pathspec.PathSpec, folders: pathspec.PathSpec, rel: str) -> 
 
 
 def _apply_changes(data_dir, state, key, listing, replay, changes, rules, now_ns, progress,
-                   on_warning) -> ScanResult:
+                   on_warning, defer=None) -> ScanResult:
     """The snapshot's result with a few files changed, added or gone: only
     those are hashed, and only their stat cache rows are written.
     ``rules`` are the ignore rules and their folder rules."""
@@ -764,6 +807,11 @@ def _apply_changes(data_dir, state, key, listing, replay, changes, rules, now_ns
         if row is not None and _fresh(row, size, mtime, ctime, inode):
             resort = resort or path not in files
             files[path] = _new_file((path, size, mtime, row[5]))
+            continue
+        if defer is not None and defer(path, size):
+            storable = False
+            resort = resort or path not in files
+            files[path] = _new_file((path, size, mtime, UNHASHED))
             continue
         sha, checked, problem = _hash(prefix + path, size, mtime, now_ns)
         if problem:

@@ -302,11 +302,14 @@ class State:
     def has_pending(self) -> bool:
         return self.db.execute("SELECT 1 FROM pending LIMIT 1").fetchone() is not None
 
-    def add_pending(self, record: Record, based_on: str | None) -> None:
+    def add_pending(self, record: Record, based_on: str | None, *,
+                    stats: Iterable[tuple] = ()) -> None:
+        """``stats``: the stat cache row of a file hashed as it was uploaded."""
         with self.transaction() as db:
             db.execute("INSERT OR REPLACE INTO pending VALUES (?, ?, ?)",
                        (record.path, dumps(record.to_dict()).decode(), based_on))
             db.execute("DELETE FROM sending WHERE path=?", (record.path,))
+            db.executemany("INSERT OR REPLACE INTO stat_cache VALUES (?,?,?,?,?,?,?)", stats)
 
     def sending(self) -> dict[str, str]:
         """Uploads an earlier run set out to make and never recorded: path -> sha256."""

@@ -24,7 +24,7 @@ from libsync.errors import (
     SyncError,
     UsageError,
 )
-from libsync.scan import scan
+from libsync.scan import UNHASHED, scan
 from libsync.workspace import Workspace
 
 from .conflicts import CHOICES, Resolution, resolve
@@ -95,6 +95,10 @@ def moved(plan) -> list[Action]:
             and a.base is not None and not a.base.deleted and a.base.sha256 in arriving]
 
 
+def _large(path: str, size: int) -> bool:
+    return size >= transfer.HASH_ON_UPLOAD
+
+
 def _stamp(now: datetime) -> str:
     return now.strftime("%Y%m%dT%H%M%S")
 
@@ -127,10 +131,24 @@ def run(ws: Workspace, direction: str, *, paths=None, dry_run: bool = False,
         else:
             manifest = ops.fetch(state, remote, jobs=jobs,
                                  on_warning=warnings.append).manifest
-        scanned = scan(ws.data_dir, state, ignore=ws.config.ignore, on_warning=warnings.append)
+        # Large new files are hashed on their way up, not read twice; those
+        # the plan must compare are hashed now (ops.settle).
+        defer = _large if UPLOAD in DIRECTIONS[direction] and not dry_run else None
+        scanned = scan(ws.data_dir, state, ignore=ws.config.ignore, on_warning=warnings.append,
+                       defer=defer)
+        if defer:
+            scanned = ops.settle(state, ws.data_dir, scanned, on_warning=warnings.append)
         wanted = DIRECTIONS[direction]
         raw = [a for a in ops.plan(state, scanned, paths, remote=manifest)
                if a.kind in wanted or a.kind == CONFLICT]
+        gone = {a.base.size for a in raw if a.kind == DELETE_REMOTE and not a.base.deleted}
+        if gone and any(a.kind == UPLOAD and a.local == UNHASHED
+                        and scanned.files[a.path].size in gone for a in raw):
+            # Possibly a move: its hash tells (see moved), so it is hashed now.
+            scanned = ops.settle(state, ws.data_dir, scanned, also=lambda f: f.size in gone,
+                                 on_warning=warnings.append)
+            raw = [a for a in ops.plan(state, scanned, paths, remote=manifest)
+                   if a.kind in wanted or a.kind == CONFLICT]
         if not dry_run and direction != "pull":
             # The remote moved past a dead run's upload: take it back, once
             # the plan (and so each path argument) has been accepted.

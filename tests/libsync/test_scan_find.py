@@ -415,3 +415,28 @@ def test_trimming_alike_records_keeps_every_difference(monkeypatch, block):
         assert (whole[1] - whole[0]) - {b""} == (part[1] - part[0]) - {b""}
         assert (whole[0] - whole[1]) - {b""} == (part[0] - part[1]) - {b""}
         assert len(ma) <= len(a) and len(mb) <= len(b)
+
+
+@pytest.mark.parametrize("first", [True, False], ids=["walk", "changes"])
+def test_a_deferred_file_is_left_unhashed_and_uncached(data, state, first):
+    """A push's scan leaves large new files to their upload (``defer``)."""
+    from libsync.scan import UNHASHED
+    if not first:
+        settled(data, state)
+    write(data, "new/big.bin", "big")
+    asked = []
+
+    def defer(path, size):
+        asked.append((path, size))
+        return path == "new/big.bin"
+
+    result = both(data, state, defer=defer)
+    assert result.source == ("walk" if first else "changes")
+    assert result.files["new/big.bin"].sha256 == UNHASHED
+    assert result.files["a.txt"].sha256 == sha("a.txt")
+    assert ("new/big.bin", 3) in asked
+    assert "new/big.bin" not in state.stat_cache()
+    # No snapshot holds the unhashed file: the next scan looks at it again.
+    again = scan(str(data), state, now_ns=lambda: NOW)
+    assert again.source != "snapshot"
+    assert again.files["new/big.bin"].sha256 == sha("big")

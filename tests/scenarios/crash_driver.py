@@ -137,8 +137,8 @@ def _arm(point: str, k: int, s3: bool) -> None:
     real_add_pending = state.State.add_pending
     calls = {"started": 0, "upload": 0, "add": 0, "trash": 0, "delete": 0, "replace": 0}
 
-    def add_pending(self, record, based_on):
-        real_add_pending(self, record, based_on)
+    def add_pending(self, record, based_on, **kw):
+        real_add_pending(self, record, based_on, **kw)
         calls["add"] += 1
         recorded.release()
         if point == "upload-recorded" and calls["add"] == k:
@@ -146,24 +146,27 @@ def _arm(point: str, k: int, s3: bool) -> None:
 
     state.State.add_pending = add_pending
 
-    real_upload = transfer.upload
+    def watched(real):
+        def upload(remote, data_dir, file, *a, **kw):
+            calls["started"] += 1
+            if point == "upload-recorded" and calls["started"] > k:
+                threading.Event().wait()  # the main thread records the k-th, then dies
+            out = real(remote, data_dir, file, *a, **kw)
+            _log(f"up {file.path}")
+            calls["upload"] += 1
+            if point == "upload-orphan" and calls["upload"] == k:
+                # The k-1 before are recorded (the main thread records them);
+                # this one is on the remote and nowhere in the local state.
+                for _ in range(k - 1):
+                    recorded.acquire(timeout=10)
+                _die()
+            return out
+        return upload
 
-    def upload(remote, data_dir, file, *a, **kw):
-        calls["started"] += 1
-        if point == "upload-recorded" and calls["started"] > k:
-            threading.Event().wait()  # the main thread records the k-th, then dies
-        entry = real_upload(remote, data_dir, file, *a, **kw)
-        _log(f"up {file.path}")
-        calls["upload"] += 1
-        if point == "upload-orphan" and calls["upload"] == k:
-            # The k-1 before are recorded (the main thread records them);
-            # this one is on the remote and nowhere in the local state.
-            for _ in range(k - 1):
-                recorded.acquire(timeout=10)
-            _die()
-        return entry
-
-    transfer.upload = upload
+    transfer.upload = watched(transfer.upload)
+    transfer.upload_new = watched(transfer.upload_new)  # a file hashed on its way up
+    if os.environ.get("CRASH_HASH_ON_UPLOAD"):
+        transfer.HASH_ON_UPLOAD = int(os.environ["CRASH_HASH_ON_UPLOAD"])
 
     real_write_commit = journal.write_commit
 

@@ -37,10 +37,10 @@ EDITS = {"f0.csv": b"id,v\n0,ann\n", "f1.csv": b"id,v\n1,ann\n",
 DELETES = ("f2.csv", "f3.csv")
 UPLOADS = sorted(EDITS)
 
-def crash(teammate, point: str, k: int, verb: str, log: Path) -> int:
+def crash(teammate, point: str, k: int, verb: str, log: Path, **env) -> int:
     """Run ``verb`` in a child process that dies at ``point``; its exit status."""
     env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{HERE}", S3SYNC_USER=teammate.name,
-               CRASH_LOG=str(log))
+               CRASH_LOG=str(log), **env)
     proc = subprocess.run([sys.executable, str(DRIVER), point, str(k), str(teammate.root), verb],
                           env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode in (9, -signal.SIGKILL), (
@@ -87,12 +87,18 @@ def count_transfers(monkeypatch, remote):
                 sent.append(key)
             return _real(self, key, *a, **kw)
 
+        def put_new_file(self, key, *a, _real=cls.put_new_file, **kw):
+            if not key.startswith(layout.META):
+                sent.append(key)
+            return _real(self, key, *a, **kw)
+
         def get_into(self, key, *a, _real=cls.get_into, **kw):
             if not key.startswith(layout.META):
                 received.append(key)
             return _real(self, key, *a, **kw)
 
         monkeypatch.setattr(cls, "put_file", put_file)
+        monkeypatch.setattr(cls, "put_new_file", put_new_file)
         monkeypatch.setattr(cls, "get_into", get_into)
     return sent, received
 
@@ -145,12 +151,31 @@ PUSH_POINTS = [
 @pytest.mark.parametrize(("point", "k"), PUSH_POINTS,
                          ids=[f"{p}-{k}" for p, k in PUSH_POINTS])
 def test_push_killed_then_sync_finishes_it(point, k, team, remote, tmp_path, count_transfers):
+    push_killed_then_sync(point, k, team, remote, tmp_path, count_transfers)
+
+
+# Every new file hashed on its way up (transfer.upload_new), as large ones are.
+HASHED_ON_UPLOAD_POINTS = [("upload-recorded", 3), ("upload-orphan", 3), ("upload-orphan", 4),
+                           ("before-commit", 0)]
+
+
+@pytest.mark.parametrize(("point", "k"), HASHED_ON_UPLOAD_POINTS,
+                         ids=[f"{p}-{k}" for p, k in HASHED_ON_UPLOAD_POINTS])
+def test_push_hashing_on_upload_killed_then_sync_finishes_it(point, k, team, remote, tmp_path,
+                                                             count_transfers, monkeypatch):
+    from libsync import transfer
+    monkeypatch.setattr(transfer, "HASH_ON_UPLOAD", 1)
+    push_killed_then_sync(point, k, team, remote, tmp_path, count_transfers,
+                          CRASH_HASH_ON_UPLOAD="1")
+
+
+def push_killed_then_sync(point, k, team, remote, tmp_path, count_transfers, **env):
     ann, bob = team("ann"), team("bob")
     seed(remote, ann, bob)
     edit(ann)
     log = tmp_path / "crash.log"
 
-    crash(ann, point, k, "push", log)
+    crash(ann, point, k, "push", log, **env)
     assert_state_survived(ann)
     assert ann.files() == wanted()  # a push never touches local files
     before = transferred(log, "up")
