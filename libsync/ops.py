@@ -342,7 +342,9 @@ def upload(state: State, remote: Remote, data_dir: str, files: Sequence[LocalFil
 
     Each upload is conditional on the cached remote version of its path.
     A finished upload stays staged (pending) until a commit names it, so a
-    run that dies before committing does not send it again.
+    run that dies before committing does not send it again. A file the
+    scan left ``UNHASHED`` (new on both sides: see ``settle``) is hashed as
+    it is sent, and its stat cache row is recorded with it.
     """
     # The cached remote records of these paths only: one changed file in a
     # remote of 100,000 decodes one record, not the whole table.
