@@ -353,6 +353,30 @@ def start_listing(data_dir: str, procs: int = 2) -> Callable[[], bytes | None]:
     return finish
 
 
+@contextlib.contextmanager
+def listing_ahead(data_dir: str) -> Iterator[Callable[[str], bytes | None]]:
+    """Start find's listing now, for a ``scan(lister=...)`` to come.
+
+    For a caller with slow work before its scan: opening an S3 remote (0.2 s
+    of importing botocore and loading its model) overlaps the listing of
+    the tree (0.18 s at 100,000 files here). The listing is as of now, as
+    the scan's own would be as of its start; the processes are waited for
+    on leaving, whether the scan took the listing or not.
+    """
+    finish = start_listing(data_dir)
+    got: list = []
+
+    def lister(_data_dir: str) -> bytes | None:
+        if not got:
+            got.append(finish())
+        return got[0]
+
+    try:
+        yield lister
+    finally:
+        lister(data_dir)
+
+
 def _ns(text: bytes) -> int:
     """Nanoseconds from find's ``%T@``: seconds, floored even before 1970, and a fraction."""
     sec, _, frac = text.partition(b".")

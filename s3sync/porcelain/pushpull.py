@@ -24,7 +24,7 @@ from libsync.errors import (
     SyncError,
     UsageError,
 )
-from libsync.scan import UNHASHED, scan
+from libsync.scan import UNHASHED, listing_ahead, scan
 from libsync.workspace import Workspace
 
 from .conflicts import CHOICES, Resolution, resolve
@@ -124,7 +124,8 @@ def run(ws: Workspace, direction: str, *, paths=None, dry_run: bool = False,
     now = now or datetime.now(UTC)
     author = ws.author()
     warnings: list[str] = []
-    with ws.open_state() as state, ws.open_remote(jobs=jobs) as remote:
+    with ws.open_state() as state, listing_ahead(ws.data_dir) as lister, \
+            ws.open_remote(jobs=jobs) as remote:
         if dry_run:
             manifest, _ = journal.fetch_manifest(remote, state.remote(), jobs=jobs,
                                                  on_warning=warnings.append)
@@ -135,7 +136,7 @@ def run(ws: Workspace, direction: str, *, paths=None, dry_run: bool = False,
         # the plan must compare are hashed now (ops.settle).
         defer = _large if UPLOAD in DIRECTIONS[direction] and not dry_run else None
         scanned = scan(ws.data_dir, state, ignore=ws.config.ignore, on_warning=warnings.append,
-                       defer=defer)
+                       defer=defer, lister=lister)
         if defer:
             scanned = ops.settle(state, ws.data_dir, scanned, on_warning=warnings.append)
         wanted = DIRECTIONS[direction]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from libsync import diff, ops
-from libsync.scan import scan
+from libsync.scan import listing_ahead, scan
 from libsync.workspace import Workspace
 
 
@@ -24,13 +24,14 @@ def status(ws: Workspace, paths=None, *, fetch: bool = True) -> StatusResult:
     """Fetch the remote's new commits (one request if none), scan, and plan."""
     ops.pathspecs(paths)  # a path outside the data folder: refused before any reading
     warnings: list[str] = []
-    with ws.open_state() as state:
+    with ws.open_state() as state, listing_ahead(ws.data_dir) as lister:
         if fetch:
             with ws.open_remote() as remote:
                 manifest = ops.fetch(state, remote, on_warning=warnings.append).manifest
         else:
             manifest = state.remote_view()
-        scanned = scan(ws.data_dir, state, ignore=ws.config.ignore, on_warning=warnings.append)
+        scanned = scan(ws.data_dir, state, ignore=ws.config.ignore, on_warning=warnings.append,
+                       lister=lister)
         # A change made alike on both sides is in step; only the base lags.
         actions = tuple(a for a in ops.plan(state, scanned, paths, remote=manifest)
                         if a.kind != diff.RECORD)

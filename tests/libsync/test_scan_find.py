@@ -440,3 +440,25 @@ def test_a_deferred_file_is_left_unhashed_and_uncached(data, state, first):
     again = scan(str(data), state, now_ns=lambda: NOW)
     assert again.source != "snapshot"
     assert again.files["new/big.bin"].sha256 == sha("big")
+
+
+def test_a_listing_taken_ahead_serves_the_scan(data, state):
+    """status and push start find before opening the remote (listing_ahead)."""
+    before = settled(data, state)
+    with scan_module.listing_ahead(str(data)) as lister:
+        write(data, "later.txt", "after the listing")  # the listing is as of its start
+        result = scan(str(data), state, now_ns=lambda: NOW, lister=lister)
+    assert result.source == "snapshot" and result.files == before.files
+    assert "later.txt" in scan(str(data), state, now_ns=lambda: NOW).files
+
+
+@pytest.mark.parametrize("used", [True, False])
+def test_a_listing_ahead_is_waited_for_once_used_or_not(data, monkeypatch, used):
+    finished = []
+    monkeypatch.setattr(scan_module, "start_listing",
+                        lambda data_dir: lambda: finished.append(data_dir) or b"listing")
+    with pytest.raises(RuntimeError), scan_module.listing_ahead(str(data)) as lister:
+        if used:
+            assert lister(str(data)) == b"listing" and lister(str(data)) == b"listing"
+        raise RuntimeError("opening the remote failed")
+    assert finished == [str(data)]
