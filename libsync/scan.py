@@ -364,17 +364,20 @@ def listing_ahead(data_dir: str) -> Iterator[Callable[[str], bytes | None]]:
     on leaving, whether the scan took the listing or not.
     """
     finish = start_listing(data_dir)
-    got: list = []
+    taken = False
 
     def lister(_data_dir: str) -> bytes | None:
-        if not got:
-            got.append(finish())
-        return got[0]
+        nonlocal taken
+        if taken:
+            raise RuntimeError("the listing taken ahead serves one scan")
+        taken = True
+        return finish()  # not kept here: 9 MB at 100,000 files, the scan's to let go
 
     try:
         yield lister
     finally:
-        lister(data_dir)
+        if not taken:
+            lister(data_dir)
 
 
 def _ns(text: bytes) -> int:

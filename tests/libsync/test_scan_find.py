@@ -459,6 +459,8 @@ def test_a_listing_ahead_is_waited_for_once_used_or_not(data, monkeypatch, used)
                         lambda data_dir: lambda: finished.append(data_dir) or b"listing")
     with pytest.raises(RuntimeError), scan_module.listing_ahead(str(data)) as lister:
         if used:
-            assert lister(str(data)) == b"listing" and lister(str(data)) == b"listing"
+            assert lister(str(data)) == b"listing"
+            with pytest.raises(RuntimeError, match="serves one scan"):
+                lister(str(data))
         raise RuntimeError("opening the remote failed")
     assert finished == [str(data)]
