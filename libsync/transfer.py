@@ -247,7 +247,8 @@ def _download(remote, target, tmp_dir, entry, expected, progress, key):
             digest = HashingWriter(out)
             try:
                 remote.get_into(key or layout.data_key(entry.path), digest,
-                                if_match=entry.etag or None, progress=progress)
+                                if_match=entry.etag or None, progress=progress,
+                                size=entry.size)
             except PreconditionFailed:
                 if key is not None:
                     raise

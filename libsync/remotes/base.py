@@ -43,8 +43,12 @@ class Remote(abc.ABC):
 
     @abc.abstractmethod
     def get_into(self, key: str, out: BinaryIO, *, if_match: str | None = None,
-                 progress: Progress | None = None) -> ObjectInfo:
-        """Stream an object into an open file."""
+                 progress: Progress | None = None, size: int | None = None) -> ObjectInfo:
+        """Stream an object into an open file.
+
+        ``size``, with ``if_match``, is that version's size as the caller
+        knows it (the manifest's): a remote may plan its reads by it.
+        """
 
     @abc.abstractmethod
     def put(self, key: str, data: bytes, *, if_none_match: bool = False,

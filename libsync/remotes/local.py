@@ -121,7 +121,8 @@ class LocalRemote(Remote):
             except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
                 raise NotFoundError(f"{key} not found on {self.url}") from None
 
-    def get_into(self, key, out: BinaryIO, *, if_match=None, progress: Progress | None = None):
+    def get_into(self, key, out: BinaryIO, *, if_match=None, progress: Progress | None = None,
+                 size=None):
         path = self._path(key)
         with _oserrors(key):
             try:

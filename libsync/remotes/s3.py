@@ -130,27 +130,34 @@ class S3Remote(Remote):
             resp = self.client.get_object(Bucket=self.bucket, Key=self._key(key), **kw)
             return resp["Body"].read()
 
-    def get_into(self, key, out: BinaryIO, *, if_match=None, progress: Progress | None = None):
+    def get_into(self, key, out: BinaryIO, *, if_match=None, progress: Progress | None = None,
+                 size=None):
+        if if_match and size is not None and size >= RANGED_THRESHOLD and self.jobs > 1:
+            # All in ranges from the start: no whole-object GET to cut short
+            # after its first part, which drops its connection and leaves the
+            # server sending what nobody reads.
+            got = self._get_ranges(key, out, if_match, 0, size, progress)
+            return ObjectInfo(key, got, if_match)
         total, etag, chunks, close = self._open(key, if_match)
         ranged = total >= RANGED_THRESHOLD and self.jobs > 1
-        size = 0
+        got = 0
         with _errors(key):
             try:
                 for chunk in chunks:
                     out.write(chunk)
-                    size += len(chunk)
+                    got += len(chunk)
                     if progress:
                         progress(len(chunk))
-                    if ranged and size >= PART_SIZE:
+                    if ranged and got >= PART_SIZE:
                         break  # the rest comes in parallel ranges
             finally:
-                if size < total:
+                if got < total:
                     close()
-        if ranged and size < total:
-            size += self._get_ranges(key, out, etag, size, total, progress)
-        if size != total:
-            raise NetworkError(f"{key}: connection closed after {size} bytes")
-        return ObjectInfo(key, size, etag)
+        if ranged and got < total:
+            got += self._get_ranges(key, out, etag, got, total, progress)
+        if got != total:
+            raise NetworkError(f"{key}: connection closed after {got} bytes")
+        return ObjectInfo(key, got, etag)
 
     def _open(self, key, if_match):
         """(size, etag, chunks, close) of a GET, by the short lane if it can."""
