@@ -196,38 +196,6 @@ def test_put_file_refuses_bytes_that_do_not_match(store, spec, tmp_path):
         assert store.get("k") == b"original"
 
 
-@pytest.mark.parametrize("edit", ["rewrite", "grow", "shrink"])
-def test_a_file_edited_during_a_multipart_upload_is_not_published(
-        store, tmp_path, monkeypatch, edit):
-    from libsync.remotes import s3
-    if not hasattr(store, "client"):
-        pytest.skip("multipart is S3's")
-    monkeypatch.setattr(s3, "MULTIPART_THRESHOLD", 2 << 20)
-    monkeypatch.setattr(s3, "PART_SIZE", 1 << 20)
-    monkeypatch.setattr(s3, "PARTS_IN_FLIGHT", 1)  # one part read at a time
-    data = hashlib.sha256(b"seed").digest() * (7 << 14)  # 3.5 MiB: 4 parts
-    path = file_with(tmp_path, data)
-
-    def edit_after_the_first_part(sent):
-        if sent and not edited:
-            edited.append(sent)
-            with open(path, "r+b") as f:
-                if edit == "rewrite":
-                    f.seek(len(data) - 1)
-                    f.write(b"!")
-                elif edit == "grow":
-                    f.seek(len(data))
-                    f.write(b"more")
-                else:
-                    f.truncate(len(data) - 1)
-
-    edited = []
-    with pytest.raises(LocalChangedError):
-        store.put_file("mp", path, sha256=sha(data), progress=edit_after_the_first_part)
-    assert edited and store.head("mp") is None
-    assert store.client.list_multipart_uploads(Bucket=store.bucket).get("Uploads", []) == []
-
-
 def _small_parts(store, monkeypatch):
     from libsync.remotes import s3
     if hasattr(store, "client"):
@@ -240,6 +208,39 @@ def _old_file(tmp_path, data):
     path = file_with(tmp_path, data)
     os.utime(path, ns=(1_700_000_000_000_000_000,) * 2)  # any write moves the mtime
     return path, os.stat(path)
+
+
+def _edit_after_the_first_piece(path, data, edit, edited):
+    """A progress callback that edits the file once the first piece is sent."""
+    def progress(sent):
+        if sent and not edited:
+            edited.append(sent)
+            with open(path, "r+b") as f:
+                if edit == "rewrite":
+                    f.seek(len(data) - 1)
+                    f.write(b"!")
+                elif edit == "grow":
+                    f.seek(len(data))
+                    f.write(b"more")
+                else:
+                    f.truncate(len(data) - 1)
+    return progress
+
+
+@pytest.mark.parametrize("edit", ["rewrite", "grow", "shrink"])
+def test_a_file_edited_during_a_multipart_upload_is_not_published(
+        store, tmp_path, monkeypatch, edit):
+    if not hasattr(store, "client"):
+        pytest.skip("multipart is S3's")
+    _small_parts(store, monkeypatch)
+    data = hashlib.sha256(b"seed").digest() * (7 << 14)  # 3.5 MiB: 4 parts
+    path = file_with(tmp_path, data)
+    edited = []
+    with pytest.raises(LocalChangedError):
+        store.put_file("mp", path, sha256=sha(data),
+                       progress=_edit_after_the_first_piece(path, data, edit, edited))
+    assert edited and store.head("mp") is None
+    assert store.client.list_multipart_uploads(Bucket=store.bucket).get("Uploads", []) == []
 
 
 @pytest.mark.parametrize("size", [3, 11 << 20], ids=["small", "multipart"])
@@ -278,23 +279,9 @@ def test_put_new_file_of_a_file_edited_on_the_way_publishes_nothing(
     data = hashlib.sha256(b"seed").digest() * (7 << 14)  # 3.5 MiB: 4 parts
     path, st = _old_file(tmp_path, data)
     edited = []
-
-    def edit_after_the_first_piece(sent):
-        if sent and not edited:
-            edited.append(sent)
-            with open(path, "r+b") as f:
-                if edit == "rewrite":
-                    f.seek(len(data) - 1)
-                    f.write(b"!")
-                elif edit == "grow":
-                    f.seek(len(data))
-                    f.write(b"more")
-                else:
-                    f.truncate(len(data) - 1)
-
     with pytest.raises(LocalChangedError, match="changed while it was uploaded"):
         store.put_new_file("mp", path, size=st.st_size, mtime_ns=st.st_mtime_ns,
-                           progress=edit_after_the_first_piece)
+                           progress=_edit_after_the_first_piece(path, data, edit, edited))
     assert edited and store.head("mp") is None
     if hasattr(store, "client"):
         assert store.client.list_multipart_uploads(Bucket=store.bucket).get("Uploads", []) == []
