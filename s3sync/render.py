@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from itertools import islice
 from typing import TextIO
 
 from libsync.manifest import Record
@@ -19,8 +20,9 @@ def write_json(out: TextIO, doc) -> None:
 
 def write_lines(out: TextIO, lines: Iterable[str], *, nul: bool = False) -> None:
     end = "\0" if nul else "\n"
-    for line in lines:
-        out.write(line + end)
+    lines = iter(lines)
+    while chunk := list(islice(lines, 4096)):  # one write a few thousand lines
+        out.write(end.join(chunk) + end)
 
 
 def records_json(records: Iterable[Record]) -> list[dict]:
