@@ -140,16 +140,19 @@ def run(ws: Workspace, direction: str, *, paths=None, dry_run: bool = False,
         if defer:
             scanned = ops.settle(state, ws.data_dir, scanned, on_warning=warnings.append)
         wanted = DIRECTIONS[direction]
-        raw = [a for a in ops.plan(state, scanned, paths, remote=manifest)
-               if a.kind in wanted or a.kind == CONFLICT]
+
+        def planned():
+            return [a for a in ops.plan(state, scanned, paths, remote=manifest)
+                    if a.kind in wanted or a.kind == CONFLICT]
+
+        raw = planned()
         gone = {a.base.size for a in raw if a.kind == DELETE_REMOTE and not a.base.deleted}
         if gone and any(a.kind == UPLOAD and a.local == UNHASHED
                         and scanned.files[a.path].size in gone for a in raw):
             # Possibly a move: its hash tells (see moved), so it is hashed now.
             scanned = ops.settle(state, ws.data_dir, scanned, also=lambda f: f.size in gone,
                                  on_warning=warnings.append)
-            raw = [a for a in ops.plan(state, scanned, paths, remote=manifest)
-                   if a.kind in wanted or a.kind == CONFLICT]
+            raw = planned()
         if not dry_run and direction != "pull":
             # The remote moved past a dead run's upload: take it back, once
             # the plan (and so each path argument) has been accepted.
