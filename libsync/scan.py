@@ -637,31 +637,31 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
         if progress:
             progress(1)
 
-    try:
-        with _no_gc():
+    with _no_gc():
+        try:
             _walk(data_dir, take, warn, match if active else None,
                   match_folder if active else None)
-        if batch:
-            send(full=False)
-        collect(wait=True)
-        for path, problem in problems:
-            warn(path, problem)
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-        if workers is not None:
-            workers.close()
+            if batch:
+                send(full=False)
+            collect(wait=True)
+            for path, problem in problems:
+                warn(path, problem)
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+            if workers is not None:
+                workers.close()
 
-    gone = [p for p in cache if p not in files and p not in skipped]
-    cache.clear()  # a tuple and a key per file: let go before the snapshot is packed
-    seen.clear()
-    if resort:
-        files = dict(sorted(files.items()))
-    result = ScanResult(files, tuple(warnings), len(fresh), frozenset(skipped), rules,
-                        folders=folders)
-    snapshot = (key, listing, _pack(result)) if storable else None
-    if fresh or gone or snapshot is not None or had_snapshot:
-        state.update_stat_cache(fresh.values(), drop=gone, snapshot=snapshot)
+        gone = [p for p in cache if p not in files and p not in skipped]
+        cache.clear()  # a tuple and a key per file: let go before the snapshot is packed
+        seen.clear()
+        if resort:
+            files = dict(sorted(files.items()))
+        result = ScanResult(files, tuple(warnings), len(fresh), frozenset(skipped), rules,
+                            folders=folders)
+        snapshot = (key, listing, _pack(result)) if storable else None
+        if fresh or gone or snapshot is not None or had_snapshot:
+            state.update_stat_cache(fresh.values(), drop=gone, snapshot=snapshot)
     return result
 
 
