@@ -6,6 +6,10 @@ over it. A helper process (this file, run as a script by the same
 interpreter, as git runs its checkout workers) hashes whole batches sent
 through a pipe while the scan's thread walks on, so both cores work.
 
+A helper stats each file on the descriptor it reads, before and after
+the read, and answers with that stat: a file the stat cache does not know
+(every file of a first scan) then costs the scan's thread no stat at all.
+
 GNU sha256sum was tried instead: its own SHA-256 took four times the CPU
 of OpenSSL's, and the scan came out slower than hashing in Python.
 
@@ -14,21 +18,60 @@ This module imports nothing from libsync: the helper runs it alone.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import signal
+import stat
 import struct
 import subprocess
 import sys
 import threading
 
-# A request: its length ("<I"), then the paths, each followed by a NUL.
-_REQUEST = struct.Struct("<I")
-# One answer a path, in order: the sha256 digest, then the size and mtime of
-# an fstat after the read, and 0; or zeros and the errno that stopped it.
-ANSWER = struct.Struct("<32sqqi")
+# A request: the length of the paths ("<IQ"), a size limit, then the paths,
+# each followed by a NUL.
+_REQUEST = struct.Struct("<IQ")
+# One answer a path, in order: the sha256 digest, the size, mtime, ctime and
+# inode of an fstat before the read, and a code: 0, an errno, or one below.
+ANSWER = struct.Struct("<32sqqqQi")
+CHANGED = -1      # size or mtime differed after the read: no digest
+LARGE = -2        # larger than the limit: stat only, not read
+NOT_REGULAR = -3  # not a regular file (swapped in after the walk saw one)
 _READ = 1 << 16
-_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+# Non-blocking: a FIFO swapped in for a file must not hang the open.
+_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+          | getattr(os, "O_NONBLOCK", 0))
+
+
+def hash_one(path: bytes | str, limit: int) -> tuple[bytes, int, int, int, int, int]:
+    """One file's answer (see ANSWER): read once, from one descriptor."""
+    try:
+        fd = os.open(path, _FLAGS)
+    except OSError as exc:
+        return b"", 0, 0, 0, 0, exc.errno or errno.EIO
+    try:
+        st = os.fstat(fd)
+        size = st.st_size
+        fields = (size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+        if not stat.S_ISREG(st.st_mode):
+            return (b"", *fields, NOT_REGULAR)
+        if size > limit:
+            return (b"", *fields, LARGE)
+        h = hashlib.sha256()
+        got = 0
+        while chunk := os.read(fd, _READ):
+            h.update(chunk)
+            got += len(chunk)
+            if got >= size and len(chunk) < _READ:
+                break  # a short read at the size: the end (the fstat below checks)
+        after = os.fstat(fd)
+        if (after.st_size, after.st_mtime_ns) != (size, fields[1]) or got != size:
+            return (b"", *fields, CHANGED)
+        return (h.digest(), *fields, 0)
+    except OSError as exc:
+        return b"", 0, 0, 0, 0, exc.errno or errno.EIO
+    finally:
+        os.close(fd)
 
 
 class HashWorkers:
@@ -57,12 +100,13 @@ class HashWorkers:
             while len(self._started) < self.n and (worker := self._spawn()) is not None:
                 self._idle.append(worker)
 
-    def hash(self, paths: list[str]) -> list[tuple[bytes, int, int, int]] | None:
+    def hash(self, paths: list[str], limit: int) -> list[tuple] | None:
+        """ANSWER's fields for each path; files over ``limit`` bytes are not read."""
         worker = self._take()
         if worker is None:
             return None
         try:
-            answers = worker.hash(paths)
+            answers = worker.hash(paths, limit)
         except (OSError, ValueError):
             worker.kill()
             with self._free:
@@ -115,9 +159,9 @@ class _Worker:
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL)
 
-    def hash(self, paths: list[str]) -> list[tuple[bytes, int, int, int]]:
+    def hash(self, paths: list[str], limit: int) -> list[tuple]:
         blob = b"".join([os.fsencode(p) + b"\0" for p in paths])
-        self.proc.stdin.write(_REQUEST.pack(len(blob)) + blob)
+        self.proc.stdin.write(_REQUEST.pack(len(blob), limit) + blob)
         self.proc.stdin.flush()
         want = len(paths) * ANSWER.size
         data = self.proc.stdout.read(want)
@@ -141,27 +185,10 @@ class _Worker:
 def serve(inp, out) -> None:
     """The helper: answer requests until the scan closes the pipe."""
     while len(head := inp.read(_REQUEST.size)) == _REQUEST.size:
-        blob = inp.read(_REQUEST.unpack(head)[0])
-        answers = []
-        for path in blob.split(b"\0")[:-1]:
-            try:
-                fd = os.open(path, _FLAGS)
-            except OSError as exc:
-                answers.append(ANSWER.pack(b"", 0, 0, exc.errno or 5))
-                continue
-            try:
-                h = hashlib.sha256()
-                while chunk := os.read(fd, _READ):
-                    h.update(chunk)
-                st = os.fstat(fd)
-                answers.append(ANSWER.pack(h.digest(), st.st_size, st.st_mtime_ns, 0))
-            except OSError as exc:
-                answers.append(ANSWER.pack(b"", 0, 0, exc.errno or 5))
-            finally:
-                os.close(fd)
-        out.write(b"".join(answers))
+        length, limit = _REQUEST.unpack(head)
+        paths = inp.read(length).split(b"\0")[:-1]
+        out.write(b"".join([ANSWER.pack(*hash_one(p, limit)) for p in paths]))
         out.flush()
-
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scan's to handle

@@ -39,7 +39,7 @@ from typing import NamedTuple
 import pathspec
 
 from .errors import UnsafePathError
-from .hashworker import HashWorkers
+from .hashworker import CHANGED, LARGE, NOT_REGULAR, HashWorkers, hash_one
 from .manifest import STATE_DIR, check_path
 from .state import CachedStat, State
 
@@ -63,6 +63,11 @@ HELPER_BATCH_BYTES = 4 << 20
 # No helpers for a tree find lists fewer entries in: starting them costs more
 # than they save (5,000 files of 4 KiB: 0.22 s with, 0.19 s without).
 HELPER_MIN_ENTRIES = 10_000
+# A helper reads files up to this size; a larger one it only stats, and the
+# scan hashes it in its pool (or defers it), so no helper is stuck on it.
+HELPER_READ_MAX = INLINE_MAX
+# What a file not yet stat'ed counts for in a batch's bytes.
+UNSTATED_BYTES = 8 << 10
 CHANGED_WHILE_READ = "changed while it was read; skipped this time"
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
 
@@ -201,25 +206,35 @@ def _hash(fs_path: str, size: int, mtime_ns: int, now_ns: Callable[[], int]
 
 
 def _hash_batch(batch: list[tuple], now_ns: Callable[[], int]) -> list[tuple]:
-    return [_hash(fs_path, size, mtime, now_ns) for _, fs_path, size, mtime, _, _ in batch]
+    return [(*_hash(fs_path, size, mtime, now_ns), None)
+            for _, fs_path, size, mtime, _, _ in batch]
 
 
 def _hash_by(workers: HashWorkers, batch: list[tuple], now_ns: Callable[[], int]
              ) -> list[tuple]:
-    """``_hash_batch`` in a helper process; here if no helper can take it."""
+    """``_hash_batch`` in a helper process; here if no helper can take it.
+
+    A job whose stat the walk did not take (size None) is answered with the
+    helper's: (sha256 or None, when, problem, (size, mtime, ctime, inode)).
+    A sha256 of None with no problem is a file too large for a helper.
+    """
     checked = now_ns()
-    answers = workers.hash([job[1] for job in batch])
+    paths = [job[1] for job in batch]
+    answers = workers.hash(paths, HELPER_READ_MAX)
     if answers is None:
-        return _hash_batch(batch, now_ns)
+        answers = [hash_one(p, HELPER_READ_MAX) for p in paths]
     out = []
-    for (_, _, size, mtime, _, _), (digest, after_size, after_mtime, err) in zip(
+    for (_, _, size, mtime, _, _), (digest, a_size, a_mtime, a_ctime, a_inode, code) in zip(
             batch, answers, strict=True):
-        if err:
-            out.append((None, checked, f"cannot read: {os.strerror(err)}"))
-        elif after_size != size or after_mtime != mtime:
-            out.append((None, checked, CHANGED_WHILE_READ))
+        if code > 0:
+            out.append((None, checked, f"cannot read: {os.strerror(code)}", None))
+        elif code == CHANGED or (size is not None and (a_size, a_mtime) != (size, mtime)):
+            out.append((None, checked, CHANGED_WHILE_READ, None))
+        elif code == NOT_REGULAR:
+            out.append((None, checked, "special file skipped", None))
         else:
-            out.append((digest.hex(), checked, None))
+            out.append((None if code == LARGE else digest.hex(), checked, None,
+                        (a_size, a_mtime, a_ctime, a_inode)))
     return out
 
 
@@ -509,7 +524,10 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
     # Insertion order is path order; a file to hash holds its place (None)
     # until it is hashed.
     files: dict[str, LocalFile | None] = {}
-    fresh: dict[str, tuple] = {}  # new stat cache rows, in CachedStat's field order
+    # Paths hashed: their stat cache rows are written as each batch comes
+    # back, while the helpers hash the next ones, not all at the end.
+    fresh: set[str] = set()
+    collided: list[str] = []  # hashed, then dropped: another name had the same NFC form
     # Files to hash, (path, fs_path, size, mtime, ctime, inode), in batches
     # of about BATCH_BYTES, hashed as they fill: in the pool when their files
     # are large; when small, in helper processes (threads would fight over
@@ -535,10 +553,20 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
     resort = False  # a name changed by NFC may sort elsewhere
     window = RACY_WINDOW_NS
     storable = listing is not None  # no racy, unreadable or changing file
+    is_reg = stat.S_ISREG
 
-    def take(rel: str, size: int, mtime: int, ctime: int, inode: int, fs_path: str) -> None:
-        """One regular file, not ignored: from the cache if clean, else to hash."""
-        nonlocal resort, batch_bytes, storable
+    unstated = 0  # jobs in ``batch`` whose stat the helpers take
+    later: list[tuple] = []  # files a helper only stat'ed: too large for it
+    later_bytes = 0
+
+    def take(rel: str, entry: os.DirEntry) -> None:
+        """One regular file, not ignored: from the cache if clean, else to hash.
+
+        A file the cache does not know is hashed whatever its stat: while
+        helpers run, they take its stat on the descriptor they read, and
+        this thread takes none.
+        """
+        nonlocal resort, batch_bytes, storable, unstated
         # Popped, not read: a row is let go as its file is seen, so the cache
         # and the result are not both whole in memory (some 40 MB at 100,000
         # files); what is left at the end is what left the folder.
@@ -555,17 +583,38 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
             except UnsafePathError as exc:
                 warn(rel, f"skipped, {exc}")
                 return
+        st = None
+        if cached is not None or workers is None or not workers.running:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError as exc:
+                warn(rel, f"cannot stat: {exc.strerror}")
+                return
+            if not is_reg(st.st_mode):
+                warn(rel, "special file skipped")
+                return
         if path in seen:
             warn(rel, f"skipped, as is {seen[path]!r}: their names differ only in "
                       "Unicode form")
             files.pop(path, None)
-            fresh.pop(path, None)
+            if path in fresh:
+                fresh.discard(path)
+                collided.append(path)
             return
         seen[path] = rel
+        if st is None:
+            files[path] = None
+            batch.append((path, entry.path, None, None, None, None))
+            batch_bytes += UNSTATED_BYTES
+            unstated += 1
+            if batch_bytes >= small_batch:
+                send(full=True)
+            return
+        size, mtime = st.st_size, st.st_mtime_ns
         if cached is not None:
             _, c_size, c_mtime, c_ctime, c_inode, sha, checked = cached
-            if (mtime == c_mtime and size == c_size and ctime == c_ctime
-                    and inode == c_inode and mtime < checked - window):
+            if (mtime == c_mtime and size == c_size and st.st_ctime_ns == c_ctime
+                    and st.st_ino == c_inode and mtime < checked - window):
                 files[path] = _new_file((path, size, mtime, sha))
                 if progress:
                     progress(1)
@@ -577,67 +626,93 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
                 progress(1)
             return
         files[path] = None
-        batch.append((path, fs_path, size, mtime, ctime, inode))
+        batch.append((path, entry.path, size, mtime, st.st_ctime_ns, st.st_ino))
         batch_bytes += size + 4096
         if batch_bytes >= BATCH_BYTES and (batch_bytes >= small_batch
                                            or batch_bytes >= POOL_MIN_SIZE * len(batch)):
             send(full=True)
 
-    def send(full: bool) -> None:
-        nonlocal batch, batch_bytes, pool
-        large = batch_bytes >= POOL_MIN_SIZE * len(batch)
+    def submit(jobs_: list[tuple], nbytes: int, full: bool, unknown: bool,
+               large: bool = False) -> None:
+        nonlocal pool
+        large = large or not unknown and nbytes >= POOL_MIN_SIZE * len(jobs_)
         # Otherwise a helper is started for the first full batch of small
         # files: a few changed files are hashed here sooner than it starts.
-        helped = workers is not None and not large and (full or pool is not None
+        # Files not stat'ed go to helpers, which are running.
+        helped = workers is not None and not large and (unknown or full or pool is not None
                                                         or workers.running)
         if jobs > 1 and (large or helped):
             if pool is None:
                 pool = ThreadPoolExecutor(max_workers=jobs)
-            hashed.append(pool.submit(_hash_by, workers, batch, now_ns) if helped
-                          else pool.submit(_hash_batch, batch, now_ns))
+            hashed.append(pool.submit(_hash_by, workers, jobs_, now_ns) if helped
+                          else pool.submit(_hash_batch, jobs_, now_ns))
         else:
-            hashed.append(_hash_batch(batch, now_ns))
-        batches.append(batch)
-        batch, batch_bytes = [], 0
+            hashed.append(_hash_batch(jobs_, now_ns))
+        batches.append(jobs_)
+
+    def send(full: bool) -> None:
+        nonlocal batch, batch_bytes, unstated
+        submit(batch, batch_bytes, full, unstated > 0)
+        batch, batch_bytes, unstated = [], 0, 0
         collect(wait=False)
 
     def collect(wait: bool) -> None:
         """Take in the results of the batches hashed so far, in order.
 
         During the walk, while helpers hash the next batches, this thread
-        takes in what is ready rather than leave it all for the end.
+        takes in what is ready rather than leave it all for the end. Files
+        too large for a helper go on to the pool in batches of their own.
         """
-        nonlocal handled
+        nonlocal handled, later, later_bytes
         while handled < len(hashed):
             results = hashed[handled]
             if not isinstance(results, list):
                 if not wait and not results.done():
                     return
                 results = results.result()
-            for one, result in zip(batches[handled], results, strict=True):
-                done(one, result)
+            rows = [row for one, result in zip(batches[handled], results, strict=True)
+                    if (row := done(one, result)) is not None]
+            if rows:
+                writer.add(rows)
             batches[handled] = hashed[handled] = None  # let go
             handled += 1
+            if later and (later_bytes >= BATCH_BYTES or wait and handled == len(hashed)):
+                submit(later, later_bytes, True, False, large=True)
+                later, later_bytes = [], 0
 
-    def done(job: tuple, hashed: tuple) -> None:
-        nonlocal storable
-        path, _, size, mtime, ctime, inode = job
-        sha, checked, problem = hashed
+    def done(job: tuple, hashed: tuple) -> tuple | None:
+        """Take in one file's hash: its stat cache row, if it was hashed."""
+        nonlocal storable, later_bytes
+        path, fs_path, size, mtime, ctime, inode = job
+        sha, checked, problem, st = hashed
         if path not in files:
-            return  # dropped meanwhile: its name collided with another
+            return None  # dropped meanwhile: its name collided with another
         if problem:
             storable = False
             del files[path]
             problems.append((path, problem))  # warned of after the walk's own warnings
-            return
+            return None
+        if st is not None:
+            size, mtime, ctime, inode = st
+        if sha is None:  # stat'ed by a helper, too large for it to read
+            if defer is not None and defer(path, size):
+                storable = False
+                files[path] = _new_file((path, size, mtime, UNHASHED))
+                if progress:
+                    progress(1)
+            else:
+                later.append((path, fs_path, size, mtime, ctime, inode))
+                later_bytes += size + 4096
+            return None
         if mtime >= checked - window:
             storable = False  # racily clean: the next scan must look again
-        fresh[path] = (path, size, mtime, ctime, inode, sha, checked)
+        fresh.add(path)
         files[path] = _new_file((path, size, mtime, sha))
         if progress:
             progress(1)
+        return (path, size, mtime, ctime, inode, sha, checked)
 
-    with _no_gc():
+    with _no_gc(), state.stat_cache_writer() as writer:
         try:
             _walk(data_dir, take, warn, match if active else None,
                   match_folder if active else None)
@@ -660,8 +735,8 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
         result = ScanResult(files, tuple(warnings), len(fresh), frozenset(skipped), rules,
                             folders=folders)
         snapshot = (key, listing, _pack(result)) if storable else None
-        if fresh or gone or snapshot is not None or had_snapshot:
-            state.update_stat_cache(fresh.values(), drop=gone, snapshot=snapshot)
+        if fresh or gone or collided or snapshot is not None or had_snapshot:
+            writer.finish(drop=gone + collided, snapshot=snapshot)
     return result
 
 
@@ -870,12 +945,13 @@ def _apply_changes(data_dir, state, key, listing, replay, changes, rules, now_ns
 def _walk(data_dir: str, take: Callable, warn: Callable,
           match: Callable[[str], bool] | None,
           match_folder: Callable[[str], bool] | None = None) -> None:
-    """Feed the Python walk's regular files to ``take``, in path order.
+    """Feed the Python walk's regular files to ``take``, in path order, with
+    their entries: a file's type comes with the listing (``d_type``), and
+    ``take`` stats it only if it must.
 
     Symbolic links and special files are reported, folders matched by the
     ignore rules and symbolic links to folders are not entered.
     """
-    is_reg = stat.S_ISREG
     stack: list[tuple[str, Iterator[os.DirEntry]]] = []
     top = _listing(data_dir, "", warn)
     if top is not None:
@@ -898,15 +974,15 @@ def _walk(data_dir: str, take: Callable, warn: Callable,
                         continue
                     stack.append((rel + "/", sub))
                     break
-                st = entry.stat(follow_symlinks=False)
+                regular = entry.is_file(follow_symlinks=False)
             except OSError as exc:
                 warn(rel, f"cannot stat: {exc.strerror}")
                 continue
-            if not is_reg(st.st_mode):
+            if not regular:
                 warn(rel, "special file skipped")
                 continue
             if match is not None and match(rel):
                 continue
-            take(rel, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, entry.path)
+            take(rel, entry)
         else:
             stack.pop()

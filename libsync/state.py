@@ -92,6 +92,42 @@ class Comparison(NamedTuple):
     remote: dict[str, Record]      # the remote's records of every other path
 
 
+class StatCacheWriter:
+    """Stat cache rows written as they come, in one transaction begun by the first."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self._db = db
+        self.open = False  # a transaction begun and neither committed nor rolled back
+
+    def _begin(self) -> None:
+        if not self.open:
+            self._db.execute("BEGIN IMMEDIATE")
+            self.open = True
+
+    def add(self, rows: Iterable[tuple]) -> None:
+        self._begin()
+        self._db.executemany("INSERT OR REPLACE INTO stat_cache VALUES (?,?,?,?,?,?,?)", rows)
+
+    def finish(self, *, drop: Iterable[str] = (),
+               snapshot: tuple[str, bytes, bytes] | None = None) -> None:
+        """Drop rows, replace the snapshot (or drop it), and commit it all."""
+        self._begin()
+        db = self._db
+        db.executemany("DELETE FROM stat_cache WHERE path=?", ((p,) for p in drop))
+        db.execute("DELETE FROM scan_snapshot")
+        if snapshot is not None:
+            # Written through blob handles: binding them would copy 15 MB
+            # or so at 100,000 files, at the scan's peak of memory.
+            key, listing, result = snapshot
+            db.execute("INSERT INTO scan_snapshot VALUES (1, ?, zeroblob(?), zeroblob(?))",
+                       (key, len(listing), len(result)))
+            for column, data in (("listing", listing), ("result", result)):
+                with db.blobopen("scan_snapshot", column, 1) as blob:
+                    blob.write(data)
+        db.execute("COMMIT")
+        self.open = False
+
+
 def state_dir(data_dir: str) -> str:
     return os.path.join(data_dir, STATE_DIR)
 
@@ -376,19 +412,20 @@ class State:
         replaced by ``snapshot`` in the same transaction, or dropped: a
         snapshot is only as good as the stat cache it was made with.
         """
-        with self.transaction() as db:
-            db.executemany("INSERT OR REPLACE INTO stat_cache VALUES (?,?,?,?,?,?,?)", rows)
-            db.executemany("DELETE FROM stat_cache WHERE path=?", ((p,) for p in drop))
-            db.execute("DELETE FROM scan_snapshot")
-            if snapshot is not None:
-                # Written through blob handles: binding them would copy 15 MB
-                # or so at 100,000 files, at the scan's peak of memory.
-                key, listing, result = snapshot
-                db.execute("INSERT INTO scan_snapshot VALUES (1, ?, zeroblob(?), zeroblob(?))",
-                           (key, len(listing), len(result)))
-                for column, data in (("listing", listing), ("result", result)):
-                    with db.blobopen("scan_snapshot", column, 1) as blob:
-                        blob.write(data)
+        with self.stat_cache_writer() as writer:
+            writer.add(rows)
+            writer.finish(drop=drop, snapshot=snapshot)
+
+    @contextmanager
+    def stat_cache_writer(self) -> Iterator[StatCacheWriter]:
+        """``update_stat_cache`` in steps: rows added as a scan hashes them,
+        one transaction, committed by ``finish``; rolled back if left before."""
+        writer = StatCacheWriter(self.db)
+        try:
+            yield writer
+        finally:
+            if writer.open and self.db.in_transaction:
+                self.db.execute("ROLLBACK")
 
     def scan_snapshot(self) -> tuple[str, bytes, bytes] | None:
         """The last scan's (rules key, listing, packed result), if it left one."""
