@@ -411,8 +411,7 @@ def _snapshot_key(lines: list[str]) -> str:
 def _pack(result: ScanResult) -> bytes:
     """The result as columns, by marshal's version 2: no table of the objects
     written (version 3 keeps one, some 20 MB at 100,000 files)."""
-    files = result.files.values()
-    columns = [tuple(f[i] for f in files) for i in range(4)]
+    columns = tuple(zip(*result.files.values())) or ((), (), (), ())
     return marshal.dumps((*columns, result.warnings, tuple(sorted(result.skipped))), 2)
 
 
