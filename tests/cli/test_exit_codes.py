@@ -10,6 +10,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -476,3 +478,34 @@ def test_130_interrupted_mid_transfer_commits_nothing(ann, bob, remote, monkeypa
     bob.ok("pull")
     assert bob.files() == ann.files() == remote.data()
     assert len(remote.data()) == 7
+
+
+def _program(*args: str, cwd: Path, **kw):
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    env.pop("PYTHONUNBUFFERED", None)  # buffered, as a user's shell has it
+    return subprocess.Popen([sys.executable, "-m", "s3sync", *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+
+def test_the_program_flushes_all_its_output_before_it_leaves(team):
+    """The program leaves by os._exit, past the interpreter's teardown: what
+    it wrote must still all arrive."""
+    ann = team("ann")
+    for i in range(3):  # a few lines: they wait in the stream's buffer
+        ann.write(f"d/f{i}.txt", str(i))
+    out, err = _program("scan", cwd=ann.root).communicate(timeout=120)
+    assert err == b"" and [line.split("\t")[2] for line in out.decode().splitlines()] == [
+        "d/f0.txt", "d/f1.txt", "d/f2.txt"]
+
+
+def test_a_reader_that_leaves_early_is_not_an_error(team):
+    ann = team("ann")
+    for i in range(3000):  # some 300 KB of lines: more than a pipe holds
+        ann.write(f"d/f{i:04d}.txt", str(i))
+    proc = _program("scan", cwd=ann.root)
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    code = proc.wait(timeout=120)
+    assert first.decode().endswith("\t1\td/f0000.txt\n")
+    assert (code, proc.stderr.read()) == (0, b"")
