@@ -31,10 +31,9 @@ import tempfile
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import pathspec
 
@@ -42,6 +41,9 @@ from .errors import UnsafePathError
 from .hashworker import CHANGED, LARGE, NOT_REGULAR, HashWorkers, hash_one
 from .manifest import STATE_DIR, check_path
 from .state import CachedStat, State
+
+if TYPE_CHECKING:  # a warm scan hashes nothing: the pool's module (8 ms) is not loaded
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 IGNORE_FILE = ".s3syncignore"
 PERSONAL_IGNORE = os.path.join(STATE_DIR, "ignore")
@@ -411,7 +413,7 @@ def _snapshot_key(lines: list[str]) -> str:
 def _pack(result: ScanResult) -> bytes:
     """The result as columns, by marshal's version 2: no table of the objects
     written (version 3 keeps one, some 20 MB at 100,000 files)."""
-    columns = tuple(zip(*result.files.values())) or ((), (), (), ())
+    columns = tuple(zip(*result.files.values(), strict=True)) or ((), (), (), ())
     return marshal.dumps((*columns, result.warnings, tuple(sorted(result.skipped))), 2)
 
 
@@ -642,6 +644,8 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
                                                         or workers.running)
         if jobs > 1 and (large or helped):
             if pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
                 pool = ThreadPoolExecutor(max_workers=jobs)
             hashed.append(pool.submit(_hash_by, workers, jobs_, now_ns) if helped
                           else pool.submit(_hash_batch, jobs_, now_ns))
