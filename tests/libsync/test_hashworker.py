@@ -194,6 +194,21 @@ def test_a_known_file_changed_after_the_walk_stated_it_is_skipped(data, monkeypa
     assert "d2/f05.txt" in result.skipped
 
 
+def test_a_fifo_swapped_in_before_its_helper_read_it_is_skipped(data, monkeypatch):
+    """The walk took the file's type from the listing; the helper finds a
+    FIFO on the path, does not hang on it, and the scan skips it."""
+    def swap(workers, paths):
+        for p in paths:
+            if p.endswith("f05.txt") and not os.path.exists(p + ".gone"):
+                os.rename(p, p + ".gone")
+                os.mkfifo(p)
+    Helping(monkeypatch, before=swap)
+    with State(str(data)) as state:
+        result = scan(str(data), state, now_ns=lambda: NOW, jobs=4)
+    assert result.warnings == ("d2/f05.txt: special file skipped",)
+    assert "d2/f05.txt" not in result.files and len(result.files) == 39
+
+
 def test_a_file_gone_before_its_helper_read_it(data, monkeypatch):
     def remove(workers, paths):
         for p in paths:
