@@ -217,6 +217,10 @@ def entry() -> NoReturn:
         sys.stdout.flush()
     except BrokenPipeError:
         pass  # the reader left early, as main treats it: not an error
+    except OSError as exc:  # a full disk, say: one line, not a traceback
+        failure = errors.LocalFileError(f"cannot write the output: {exc.strerror}")
+        sys.stderr.write(f"s3sync: error: {failure}\n")
+        code = code or exit_code_for(failure)
     try:
         sys.stderr.flush()
     except OSError:

@@ -480,12 +480,12 @@ def test_130_interrupted_mid_transfer_commits_nothing(ann, bob, remote, monkeypa
     assert len(remote.data()) == 7
 
 
-def _program(*args: str, cwd: Path, **kw):
+def _program(*args: str, cwd: Path, stdout=subprocess.PIPE):
     root = Path(__file__).resolve().parents[2]
     env = dict(os.environ, PYTHONPATH=f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     env.pop("PYTHONUNBUFFERED", None)  # buffered, as a user's shell has it
     return subprocess.Popen([sys.executable, "-m", "s3sync", *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+                            stdout=stdout, stderr=subprocess.PIPE)
 
 
 def test_the_program_flushes_all_its_output_before_it_leaves(team):
@@ -509,3 +509,14 @@ def test_a_reader_that_leaves_early_is_not_an_error(team):
     code = proc.wait(timeout=120)
     assert first.decode().endswith("\t1\td/f0000.txt\n")
     assert (code, proc.stderr.read()) == (0, b"")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_8_output_to_a_full_disk_is_one_line(team):
+    ann = team("ann")
+    ann.write("a.txt", "a")
+    with open("/dev/full", "w") as full:
+        proc = _program("scan", cwd=ann.root, stdout=full)
+        _, err = proc.communicate(timeout=120)
+    assert (proc.returncode, err.decode()) == (
+        8, "s3sync: error: cannot write the output: No space left on device\n")
