@@ -37,14 +37,20 @@ ANSWER = struct.Struct("<32sqqqQi")
 CHANGED = -1      # size or mtime differed after the read: no digest
 LARGE = -2        # larger than the limit: stat only, not read
 NOT_REGULAR = -3  # not a regular file (swapped in after the walk saw one)
-_READ = 1 << 16
+# A file is read in one call of its size and a byte more (which tells growth)
+# when that is at most this, else in reads of this.
+_READ_MAX = 1 << 20
 # Non-blocking: a FIFO swapped in for a file must not hang the open.
 _FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
           | getattr(os, "O_NONBLOCK", 0))
 
 
 def hash_one(path: bytes | str, limit: int) -> tuple[bytes, int, int, int, int, int]:
-    """One file's answer (see ANSWER): read once, from one descriptor."""
+    """One file's answer (see ANSWER): read once, from one descriptor.
+
+    The scan's own thread and pool hash by it too, so a helper and the scan
+    judge a file alike (a FIFO swapped in hangs neither).
+    """
     try:
         fd = os.open(path, _FLAGS)
     except OSError as exc:
@@ -59,10 +65,11 @@ def hash_one(path: bytes | str, limit: int) -> tuple[bytes, int, int, int, int, 
             return (b"", *fields, LARGE)
         h = hashlib.sha256()
         got = 0
-        while chunk := os.read(fd, _READ):
+        want = min(size + 1, _READ_MAX)
+        while chunk := os.read(fd, want):
             h.update(chunk)
             got += len(chunk)
-            if got >= size and len(chunk) < _READ:
+            if got >= size and len(chunk) < want:
                 break  # a short read at the size: the end (the fstat below checks)
         after = os.fstat(fd)
         if (after.st_size, after.st_mtime_ns) != (size, fields[1]) or got != size:

@@ -53,8 +53,6 @@ PERSONAL_IGNORE = os.path.join(STATE_DIR, "ignore")
 RACY_WINDOW_NS = 2_000_000_000
 
 
-# Files smaller than this are read in one ``os.read``; larger ones in chunks.
-INLINE_MAX = 1 << 20
 # Files to hash go in batches of about this many bytes, to the pool when
 # their average size is at least POOL_MIN_SIZE.
 BATCH_BYTES = 1 << 20
@@ -67,11 +65,10 @@ HELPER_BATCH_BYTES = 4 << 20
 HELPER_MIN_ENTRIES = 10_000
 # A helper reads files up to this size; a larger one it only stats, and the
 # scan hashes it in its pool (or defers it), so no helper is stuck on it.
-HELPER_READ_MAX = INLINE_MAX
+HELPER_READ_MAX = 1 << 20
 # What a file not yet stat'ed counts for in a batch's bytes.
 UNSTATED_BYTES = 8 << 10
 CHANGED_WHILE_READ = "changed while it was read; skipped this time"
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
 
 
 # The sha256 of a file the scan was asked not to hash (see ``scan``'s
@@ -174,37 +171,33 @@ def _fresh(row: tuple, size: int, mtime: int, ctime: int, inode: int) -> bool:
     return row[1:5] == (size, mtime, ctime, inode) and mtime < row[6] - RACY_WINDOW_NS
 
 
+def _answer(size: int | None, mtime: int | None, answer: tuple, checked: int) -> tuple:
+    """A ``hash_one`` answer as the scan takes it in:
+    (sha256 or None, when, problem or None, (size, mtime, ctime, inode) or None).
+
+    ``size`` and ``mtime`` are the walk's stat, which the file must still
+    have; None if the walk took none (the answer's stat stands). A sha256 of
+    None with no problem is a file larger than the limit it was read with.
+    """
+    digest, a_size, a_mtime, a_ctime, a_inode, code = answer
+    if code > 0:
+        return None, checked, f"cannot read: {os.strerror(code)}", None
+    if code == NOT_REGULAR:
+        return None, checked, "special file skipped", None
+    if code == CHANGED or (size is not None and (a_size, a_mtime) != (size, mtime)):
+        return None, checked, CHANGED_WHILE_READ, None
+    return (None if code == LARGE else digest.hex()), checked, None, (
+        a_size, a_mtime, a_ctime, a_inode)
+
+
 def _hash(fs_path: str, size: int, mtime_ns: int, now_ns: Callable[[], int]
           ) -> tuple[str | None, int, str | None]:
     """(sha256, when, None) for a file of the size and mtime listed, or (None, when, problem).
 
-    One open descriptor serves the read and the second stat (``fstat``), so
-    a small file costs one open, one read and one fstat. A file that changed
-    while it was read is a problem, not a hash.
+    A file that changed while it was read is a problem, not a hash.
     """
-    checked = now_ns()
-    try:
-        fd = os.open(fs_path, _OPEN_FLAGS)
-    except OSError as exc:
-        return None, checked, f"cannot read: {exc.strerror}"
-    try:
-        if size < INLINE_MAX:
-            data = os.read(fd, size + 1)  # one byte more than expected tells growth
-            h = hashlib.sha256(data)
-            if len(data) != size:  # a short read, or the file changed: read to the end
-                while chunk := os.read(fd, INLINE_MAX):
-                    h.update(chunk)
-        else:
-            with open(fd, "rb", closefd=False) as f:
-                h = hashlib.file_digest(f, "sha256")
-        after = os.fstat(fd)
-    except OSError as exc:
-        return None, checked, f"cannot read: {exc.strerror}"
-    finally:
-        os.close(fd)
-    if after.st_size != size or after.st_mtime_ns != mtime_ns:
-        return None, checked, CHANGED_WHILE_READ
-    return h.hexdigest(), checked, None
+    checked = now_ns()  # before the read
+    return _answer(size, mtime_ns, hash_one(fs_path, sys.maxsize), checked)[:3]
 
 
 def _hash_batch(batch: list[tuple], now_ns: Callable[[], int]) -> list[tuple]:
@@ -217,27 +210,15 @@ def _hash_by(workers: HashWorkers, batch: list[tuple], now_ns: Callable[[], int]
     """``_hash_batch`` in a helper process; here if no helper can take it.
 
     A job whose stat the walk did not take (size None) is answered with the
-    helper's: (sha256 or None, when, problem, (size, mtime, ctime, inode)).
-    A sha256 of None with no problem is a file too large for a helper.
+    helper's (see ``_answer``); a file over HELPER_READ_MAX is only stat'ed.
     """
     checked = now_ns()
     paths = [job[1] for job in batch]
     answers = workers.hash(paths, HELPER_READ_MAX)
     if answers is None:
         answers = [hash_one(p, HELPER_READ_MAX) for p in paths]
-    out = []
-    for (_, _, size, mtime, _, _), (digest, a_size, a_mtime, a_ctime, a_inode, code) in zip(
-            batch, answers, strict=True):
-        if code > 0:
-            out.append((None, checked, f"cannot read: {os.strerror(code)}", None))
-        elif code == CHANGED or (size is not None and (a_size, a_mtime) != (size, mtime)):
-            out.append((None, checked, CHANGED_WHILE_READ, None))
-        elif code == NOT_REGULAR:
-            out.append((None, checked, "special file skipped", None))
-        else:
-            out.append((None if code == LARGE else digest.hex(), checked, None,
-                        (a_size, a_mtime, a_ctime, a_inode)))
-    return out
+    return [_answer(job[2], job[3], answer, checked)
+            for job, answer in zip(batch, answers, strict=True)]
 
 
 def _listing(folder: str, rel: str, on_warning: Callable[[str, str], None]

@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS scan_snapshot (id INTEGER PRIMARY KEY CHECK (id = 1),
 
 _STAT_SELECT = ("SELECT path, size, mtime_ns, ctime_ns, inode, sha256, checked_ns "
                 "FROM stat_cache")
+_STAT_INSERT = "INSERT OR REPLACE INTO stat_cache VALUES (?,?,?,?,?,?,?)"
 
 
 class CachedStat(NamedTuple):
@@ -106,7 +107,7 @@ class StatCacheWriter:
 
     def add(self, rows: Iterable[tuple]) -> None:
         self._begin()
-        self._db.executemany("INSERT OR REPLACE INTO stat_cache VALUES (?,?,?,?,?,?,?)", rows)
+        self._db.executemany(_STAT_INSERT, rows)
 
     def finish(self, *, drop: Iterable[str] = (),
                snapshot: tuple[str, bytes, bytes] | None = None) -> None:
@@ -278,7 +279,7 @@ class State:
         with self.transaction() as db:
             self._put_records(db, "base", records)
             db.executemany("DELETE FROM base WHERE path=?", ((p,) for p in drop))
-            db.executemany("INSERT OR REPLACE INTO stat_cache VALUES (?,?,?,?,?,?,?)", stats)
+            db.executemany(_STAT_INSERT, stats)
 
     def remote(self) -> Manifest:
         """The remote manifest as last read (generation 0 if never read)."""
@@ -345,7 +346,7 @@ class State:
             db.execute("INSERT OR REPLACE INTO pending VALUES (?, ?, ?)",
                        (record.path, dumps(record.to_dict()).decode(), based_on))
             db.execute("DELETE FROM sending WHERE path=?", (record.path,))
-            db.executemany("INSERT OR REPLACE INTO stat_cache VALUES (?,?,?,?,?,?,?)", stats)
+            db.executemany(_STAT_INSERT, stats)
 
     def sending(self) -> dict[str, str]:
         """Uploads an earlier run set out to make and never recorded: path -> sha256."""

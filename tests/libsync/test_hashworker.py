@@ -65,7 +65,7 @@ def test_a_file_over_the_limit_is_stated_not_read(tmp_path):
 
 def test_a_file_that_grows_while_it_is_read_has_no_digest(tmp_path, monkeypatch):
     path = tmp_path / "growing"
-    path.write_bytes(b"x" * 70_000)  # two reads
+    path.write_bytes(b"x" * 70_000)
     real_read = os.read
 
     def read_and_grow(fd, n):

@@ -378,8 +378,8 @@ def test_files_are_listed_in_path_order_across_folders(data, state):
 
 
 def test_large_files_are_hashed_in_the_pool_and_keep_their_place(data, state, monkeypatch):
-    from libsync import scan as scan_module
-    monkeypatch.setattr(scan_module, "INLINE_MAX", 4)
+    from libsync import hashworker
+    monkeypatch.setattr(hashworker, "_READ_MAX", 4)  # read in many pieces
     contents = {f"d{i % 3}/f{i:02d}.bin": "x" * i for i in range(20)}
     for rel, content in contents.items():
         write(data, rel, content)
@@ -389,3 +389,22 @@ def test_large_files_are_hashed_in_the_pool_and_keep_their_place(data, state, mo
         p: sha(c) for p, c in contents.items()}
     assert result.hashed == 20
     assert run(data, state).hashed == 0
+
+
+def test_a_fifo_swapped_in_after_the_walk_is_skipped_not_waited_on(data, state, monkeypatch):
+    """No helpers here: the scan's own thread hashes by the helpers' code,
+    which opens without blocking and finds the path no regular file."""
+    from libsync import scan as scan_module
+    write(data, "a.txt", "a")
+    write(data, "b.txt", "b")
+    real = scan_module.hash_one
+
+    def swap(path, limit):
+        if str(path).endswith("b.txt"):
+            os.unlink(path)
+            os.mkfifo(path)
+        return real(path, limit)
+    monkeypatch.setattr(scan_module, "hash_one", swap)
+    result = run(data, state, jobs=1)
+    assert listed(result) == ["a.txt"]
+    assert result.warnings == ("b.txt: special file skipped",)
