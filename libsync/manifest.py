@@ -16,12 +16,10 @@ import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from .config import STATE_DIR
 from .errors import FormatError, UnknownFormatError, UnsafePathError
 
 FORMAT = 1
-
-# Names reserved inside the data folder: s3sync's state lives there.
-STATE_DIR = ".s3sync"
 
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")

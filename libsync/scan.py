@@ -23,11 +23,8 @@ import gc
 import hashlib
 import marshal
 import os
-import shutil
 import stat
-import subprocess
 import sys
-import tempfile
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
@@ -39,6 +36,7 @@ import pathspec
 
 from .errors import UnsafePathError
 from .hashworker import CHANGED, LARGE, NOT_REGULAR, HashWorkers, hash_one
+from .listing import Listing
 from .manifest import STATE_DIR, check_path
 from .state import CachedStat, State
 
@@ -244,138 +242,11 @@ def _order(entry: os.DirEntry) -> str:
         return entry.name
 
 
-# -- GNU find's listing and the tree snapshot -------------------------------------------
+# -- the tree snapshot, over GNU find's listing (see listing) ---------------------------
 
-# One record per entry: type, size, mtime, ctime, inode, then the path (./name),
-# NUL-terminated since a name may hold any other byte.
-FIND_FORMAT = "%y %s %T@ %C@ %i %p\\0"
 # Bump when a scan of the same listing could give another result (new
 # warnings, other path checks): snapshots of an older format are then unused.
 SNAPSHOT_FORMAT = 2  # 2: folders matched only by "x/**" are entered
-# More starting points than this in bytes and one find lists the whole tree.
-_MAX_ARGS = 64 * 1024
-_UNKNOWN = object()
-_find: str | None | object = _UNKNOWN
-
-
-def gnu_find() -> str | None:
-    """The path of GNU find (its ``-printf`` is needed), looked up once, or None."""
-    global _find
-    if _find is _UNKNOWN:
-        found = shutil.which("find")
-        if found is not None:
-            try:
-                out = subprocess.run([found, "--version"], capture_output=True,
-                                     timeout=30, check=False).stdout
-            except (OSError, subprocess.SubprocessError):
-                out = b""
-            if b"GNU findutils" not in out:
-                found = None
-        _find = found
-    return _find  # type: ignore[return-value]
-
-
-def find_listing(data_dir: str, procs: int = 2) -> bytes | None:
-    """The tree's records by GNU find (see FIND_FORMAT), or None if it cannot tell.
-
-    ``procs`` finds split the top-level entries between them; their outputs
-    are joined in that order, so an unchanged tree gives the same bytes
-    (file systems return a folder's entries in a stable order). None when
-    find is missing, fails, or says anything on stderr (an unreadable
-    folder, say): the Python walk then reports it properly.
-    """
-    return start_listing(data_dir, procs)()
-
-
-def start_listing(data_dir: str, procs: int = 2) -> Callable[[], bytes | None]:
-    """Start ``find_listing``'s processes; the function returned waits for them.
-
-    The scan reads the last snapshot meanwhile: started from this thread,
-    the processes do not wait for the GIL that reading holds.
-    """
-    find = gnu_find()
-    if find is None:
-        return lambda: None
-    state = os.fsencode(STATE_DIR)
-    try:
-        names = sorted(n for n in os.listdir(os.fsencode(data_dir)) if n != state)
-    except OSError:
-        return lambda: None
-    if not names:
-        return lambda: b""
-    starts = [b"./" + n for n in names]  # "./" keeps a name like "-x" from being an option
-    if procs < 2 or len(starts) < 2 or sum(map(len, starts)) > _MAX_ARGS:
-        cmds = [[find, ".", "-mindepth", "1", "-path", "./" + STATE_DIR, "-prune",
-                 "-o", "-printf", FIND_FORMAT]]
-    else:
-        step = -(-len(starts) // procs)
-        cmds = [[find, *starts[i:i + step], "-printf", FIND_FORMAT]
-                for i in range(0, len(starts), step)]
-    env = dict(os.environ, LC_ALL="C")
-    outs: list = []
-    running: list = []
-
-    def close() -> None:
-        for f in outs:
-            f.close()
-
-    try:
-        for cmd in cmds:
-            # Files, not pipes: each find writes at its own pace, nobody drains.
-            out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
-            outs += [out, err]
-            running.append((subprocess.Popen(cmd, cwd=data_dir, stdout=out, stderr=err,
-                                             stdin=subprocess.DEVNULL, env=env), out, err))
-    except OSError:
-        for proc, _, _ in running:
-            proc.kill()
-            proc.wait()
-        close()
-        return lambda: None
-
-    def finish() -> bytes | None:
-        try:
-            parts = []
-            ok = True
-            for proc, out, err in running:
-                if proc.wait() != 0 or os.fstat(err.fileno()).st_size:
-                    ok = False
-                out.seek(0)
-                parts.append(out.read())
-            return b"".join(parts) if ok else None
-        except OSError:
-            return None
-        finally:
-            close()
-
-    return finish
-
-
-@contextlib.contextmanager
-def listing_ahead(data_dir: str) -> Iterator[Callable[[str], bytes | None]]:
-    """Start find's listing now, for a ``scan(lister=...)`` to come.
-
-    For a caller with slow work before its scan: opening an S3 remote (0.2 s
-    of importing botocore and loading its model) overlaps the listing of
-    the tree (0.18 s at 100,000 files here). The listing is as of now, as
-    the scan's own would be as of its start; the processes are waited for
-    on leaving, whether the scan took the listing or not.
-    """
-    finish = start_listing(data_dir)
-    taken = False
-
-    def lister(_data_dir: str) -> bytes | None:
-        nonlocal taken
-        if taken:
-            raise RuntimeError("the listing taken ahead serves one scan")
-        taken = True
-        return finish()  # not kept here: 9 MB at 100,000 files, the scan's to let go
-
-    try:
-        yield lister
-    finally:
-        if not taken:
-            lister(data_dir)
 
 
 def _ns(text: bytes) -> int:
@@ -435,7 +306,7 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
          defer: Callable[[str, int], bool] | None = None) -> ScanResult:
     """Every file of the data folder with its sha256, using the stat cache.
 
-    With GNU find (``lister``, by default ``find_listing``) the tree is
+    With GNU find (``lister``, by default a ``listing.Listing``) the tree is
     listed first, before anything is hashed. A listing equal byte for byte
     to the one stored with the last result (the tree snapshot), under the
     same rules, gives that result back without a look at any file: every
@@ -453,7 +324,7 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
     rules = pathspec.GitIgnoreSpec.from_lines(lines)
     folders = folder_rules(lines)
     # The listing runs (in other processes) while the last snapshot is read.
-    finish = start_listing(data_dir) if lister is None else functools.partial(lister, data_dir)
+    finish = functools.partial(lister or Listing(data_dir), data_dir)
     replay = None
     try:
         key = _snapshot_key(lines)

@@ -1,82 +1,19 @@
-"""The workspace: ``s3sync.json``, its data folder, its state and its remote.
-
-``s3sync.json`` is shared through git, so it holds no secret: credentials
-come from boto3's own chain. Unknown keys are refused, since a misspelt
-``endpoint_url`` would otherwise send a team's data somewhere unintended.
-"""
+"""The workspace: ``s3sync.json`` (see ``config``), its data folder, its
+state and its remote."""
 
 from __future__ import annotations
 
 import getpass
-import json
 import os
 import subprocess
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 
+from .config import CONFIG_FILE, Config, data_dir_of, find_root, parse_config, read_config
 from .errors import ConfigError
 from .remotes import Remote, open_remote
 from .state import State
 
-CONFIG_FILE = "s3sync.json"
-
-
-@dataclass(frozen=True)
-class Config:
-    remote: str
-    data_dir: str = "Data"
-    endpoint_url: str | None = None
-    profile: str | None = None
-    region: str | None = None
-    user: str | None = None
-    ignore: tuple[str, ...] = field(default_factory=tuple)
-    sse: str | None = None
-    sse_kms_key_id: str | None = None
-
-    def to_json(self) -> str:
-        doc = {f.name: getattr(self, f.name) for f in fields(self)}
-        doc["ignore"] = list(self.ignore)
-        return json.dumps(doc, indent=2) + "\n"
-
-
-def parse_config(text: str, *, where: str = CONFIG_FILE) -> Config:
-    try:
-        doc = json.loads(text)
-    except ValueError as exc:
-        raise ConfigError(f"{where} is not valid JSON: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{where} must hold a JSON object")
-    known = {f.name for f in fields(Config)}
-    unknown = sorted(set(doc) - known)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r} "
-                          f"(known: {', '.join(sorted(known))})")
-    if not isinstance(doc.get("remote"), str) or not doc["remote"]:
-        raise ConfigError(f"{where}: \"remote\" is required, e.g. \"s3://bucket/prefix\"")
-    for key in known - {"ignore"}:
-        if doc.get(key) is not None and not isinstance(doc[key], str):
-            raise ConfigError(f"{where}: \"{key}\" must be a string")
-    ignore = doc.get("ignore") or []
-    if not isinstance(ignore, list) or not all(isinstance(i, str) for i in ignore):
-        raise ConfigError(f"{where}: \"ignore\" must be a list of patterns")
-    if doc.get("sse") not in (None, "AES256", "aws:kms", "aws:kms:dsse"):
-        raise ConfigError(f"{where}: \"sse\" must be AES256, aws:kms or aws:kms:dsse")
-    doc["ignore"] = tuple(ignore)
-    if doc.get("data_dir") is None:
-        doc.pop("data_dir", None)
-    return Config(**doc)
-
-
-def find_root(start: str) -> str:
-    """The nearest folder at or above ``start`` that holds ``s3sync.json``."""
-    here = os.path.abspath(start)
-    while True:
-        if os.path.isfile(os.path.join(here, CONFIG_FILE)):
-            return here
-        parent = os.path.dirname(here)
-        if parent == here:
-            raise ConfigError(f"no {CONFIG_FILE} in {os.path.abspath(start)} or any "
-                              "parent folder; run 's3sync init <remote>' first")
-        here = parent
+__all__ = ["CONFIG_FILE", "Config", "Workspace", "find_root", "parse_config"]
 
 
 @dataclass(frozen=True)
@@ -86,20 +23,11 @@ class Workspace:
 
     @classmethod
     def find(cls, start: str = ".") -> "Workspace":
-        root = find_root(start)
-        path = os.path.join(root, CONFIG_FILE)
-        try:
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
-        except OSError as exc:
-            raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
-        except UnicodeDecodeError as exc:
-            raise ConfigError(f"{path} is not UTF-8 text") from exc
-        return cls(root, parse_config(text, where=path))
+        return cls(*read_config(start))
 
     @property
     def data_dir(self) -> str:
-        return os.path.join(self.root, self.config.data_dir)
+        return data_dir_of(self.root, self.config)
 
     @property
     def remote_url(self) -> str:

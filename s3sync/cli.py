@@ -42,11 +42,14 @@ import os
 import re
 import sys
 from dataclasses import dataclass, field
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from docopt import DocoptExit, docopt
 
 from libsync import errors
+
+if TYPE_CHECKING:
+    from libsync.listing import Listing
 
 # Command name -> module under s3sync.commands, imported only when run so
 # that `s3sync --help` and local-only commands never load botocore.
@@ -58,6 +61,9 @@ COMMANDS = {
     "upload": "upload", "tombstone": "tombstone", "commit": "commit",
     "download": "download", "fsck": "fsck",
 }
+# Commands whose first look at the data folder is a scan: the command line
+# starts find's listing of it before loading them (see list_ahead).
+SCAN_FIRST = {"scan", "status", "push", "pull", "sync"}
 
 # Exit statuses, the one place they are chosen (see s3sync(1), EXIT STATUS).
 EXIT_OK = 0
@@ -115,10 +121,28 @@ class Context:
     err: TextIO = field(default_factory=lambda: sys.stderr)
     stdin: TextIO = field(default_factory=lambda: sys.stdin)
     env: dict = field(default_factory=lambda: dict(os.environ))
+    # find's listing of the data folder, started by ``main`` for the scan.
+    listing: Listing | None = None
 
     @property
     def interactive(self) -> bool:
         return self.stdin.isatty() and self.err.isatty()
+
+
+def list_ahead(cwd: str) -> Listing | None:
+    """Start find's listing of the workspace's data folder, or None if there
+    is no workspace (the command then says what is wrong, in its words).
+
+    At 100,000 files the listing keeps two processes busy for 0.15 s; begun
+    now, it overlaps the loading of the command's modules (0.06 s).
+    """
+    from libsync.config import data_dir_of, read_config
+    from libsync.listing import Listing
+    try:
+        root, config = read_config(cwd)
+    except errors.ConfigError:
+        return None
+    return Listing(data_dir_of(root, config))
 
 
 def command_module(name: str):
@@ -179,8 +203,21 @@ def main(argv: list[str] | None = None, ctx: Context | None = None) -> int:
     if name not in COMMANDS:
         ctx.err.write(f"s3sync: '{name}' is not an s3sync command; see 's3sync --help'\n")
         return EXIT_USAGE
+    ahead = (name in SCAN_FIRST and ctx.listing is None
+             and not {"-h", "--help"} & set(top["<args>"]))
+    if ahead:
+        ctx.listing = list_ahead(ctx.cwd)
+    try:
+        return _run(name, top["<args>"], ctx)
+    finally:
+        if ahead and ctx.listing is not None:
+            ctx.listing.close()
+            ctx.listing = None
+
+
+def _run(name: str, argv: list[str], ctx: Context) -> int:
     module = command_module(name)
-    args = parse(module.__doc__, [name, *top["<args>"]], ctx)
+    args = parse(module.__doc__, [name, *argv], ctx)
     if isinstance(args, int):
         return args
     try:

@@ -35,7 +35,8 @@ def run(verb: str, args, ctx) -> int:
         on_conflict=on_conflict, max_delete=args["--max-delete"], jobs=jobs_of(args),
         message=args["--message"], confirm=prompter.confirm if interactive else None,
         choose=prompter.choose if interactive else None,
-        progress=Bars(ctx.err, enabled=not args["--quiet"] and ctx.err.isatty()))
+        progress=Bars(ctx.err, enabled=not args["--quiet"] and ctx.err.isatty()),
+        listing=ctx.listing)
     for w in result.warnings:
         warn(ctx.err, w)
     if result.dry_run:

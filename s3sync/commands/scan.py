@@ -12,6 +12,7 @@ Options:
 Output: one line a file, "<sha256> TAB <size> TAB <path>".
 """
 
+from libsync.listing import listing_ahead
 from libsync.scan import scan
 
 from ..common import jobs_of, opened
@@ -19,8 +20,10 @@ from ..render import warn, write_json, write_lines
 
 
 def run(args, ctx) -> int:
-    with opened(ctx, remote=False) as (ws, state, _):
-        result = scan(ws.data_dir, state, ignore=ws.config.ignore, jobs=jobs_of(args))
+    with opened(ctx, remote=False) as (ws, state, _), \
+            listing_ahead(ws.data_dir, ctx.listing) as lister:
+        result = scan(ws.data_dir, state, ignore=ws.config.ignore, jobs=jobs_of(args),
+                      lister=lister)
     if args["--json"]:
         write_json(ctx.out, {"files": [{"path": f.path, "size": f.size, "sha256": f.sha256,
                                         "mtime_ns": f.mtime_ns}

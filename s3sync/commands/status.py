@@ -42,7 +42,8 @@ def codes(a) -> str:
 
 def run(args, ctx) -> int:
     ws = Workspace.find(ctx.cwd)
-    result = porcelain.status(ws, args["<path>"] or None, fetch=not args["--no-fetch"])
+    result = porcelain.status(ws, args["<path>"] or None, fetch=not args["--no-fetch"],
+                              listing=ctx.listing)
     for w in result.warnings:
         warn(ctx.err, w)
     actions = result.actions

@@ -24,7 +24,8 @@ from libsync.errors import (
     SyncError,
     UsageError,
 )
-from libsync.scan import UNHASHED, listing_ahead, scan
+from libsync.listing import Listing, listing_ahead
+from libsync.scan import UNHASHED, scan
 from libsync.workspace import Workspace
 
 from .conflicts import CHOICES, Resolution, resolve
@@ -106,13 +107,14 @@ def _stamp(now: datetime) -> str:
 def run(ws: Workspace, direction: str, *, paths=None, dry_run: bool = False,
         on_conflict: str = "skip", max_delete: str | None = None, jobs: int = 8,
         message: str = "", confirm: Confirm | None = None, choose: Choose | None = None,
-        progress: Progress | None = None, now: datetime | None = None) -> SyncResult:
+        progress: Progress | None = None, now: datetime | None = None,
+        listing: Listing | None = None) -> SyncResult:
     """Carry out the ``direction`` part of the plan.
 
     ``confirm`` is None when nobody can be asked (no terminal, or --yes):
     then nothing is asked, and ``max_delete`` (default 50%) guards
     deletions. With a ``confirm``, the plan and then the deletions are
-    each put to the user.
+    each put to the user. ``listing`` is as for ``status``.
     """
     ops.pathspecs(paths)  # a path outside the data folder: refused before any reading
     if on_conflict not in CHOICES:
@@ -124,7 +126,7 @@ def run(ws: Workspace, direction: str, *, paths=None, dry_run: bool = False,
     now = now or datetime.now(UTC)
     author = ws.author()
     warnings: list[str] = []
-    with ws.open_state() as state, listing_ahead(ws.data_dir) as lister, \
+    with ws.open_state() as state, listing_ahead(ws.data_dir, listing) as lister, \
             ws.open_remote(jobs=jobs) as remote:
         if dry_run:
             manifest, _ = journal.fetch_manifest(remote, state.remote(), jobs=jobs,

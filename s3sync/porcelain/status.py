@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from libsync import diff, ops
-from libsync.scan import listing_ahead, scan
+from libsync.listing import Listing, listing_ahead
+from libsync.scan import scan
 from libsync.workspace import Workspace
 
 
@@ -20,11 +21,16 @@ class StatusResult:
         return not self.actions
 
 
-def status(ws: Workspace, paths=None, *, fetch: bool = True) -> StatusResult:
-    """Fetch the remote's new commits (one request if none), scan, and plan."""
+def status(ws: Workspace, paths=None, *, fetch: bool = True,
+           listing: Listing | None = None) -> StatusResult:
+    """Fetch the remote's new commits (one request if none), scan, and plan.
+
+    ``listing``: find's listing of the data folder, started earlier (see
+    ``listing_ahead``); else it starts here, before the remote is opened.
+    """
     ops.pathspecs(paths)  # a path outside the data folder: refused before any reading
     warnings: list[str] = []
-    with ws.open_state() as state, listing_ahead(ws.data_dir) as lister:
+    with ws.open_state() as state, listing_ahead(ws.data_dir, listing) as lister:
         if fetch:
             with ws.open_remote() as remote:
                 manifest = ops.fetch(state, remote, on_warning=warnings.append).manifest

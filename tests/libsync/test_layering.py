@@ -22,10 +22,16 @@ AWS = ("boto3", "botocore", "s3transfer")
 def loaded_after_import(*modules: str, then: str = "") -> set[str]:
     """Top-level names in sys.modules after importing ``modules`` afresh and
     running the statements ``then``."""
+    return {n.split(".")[0] for n in loaded_modules_after(*modules, then=then)}
+
+
+def loaded_modules_after(*modules: str, then: str = "") -> set[str]:
+    """Every name in sys.modules after importing ``modules`` afresh and
+    running the statements ``then``."""
     code = ("import importlib, json, sys\n"
             f"for m in {list(modules)!r}: importlib.import_module(m)\n"
             f"{then}\n"
-            "print(json.dumps(sorted({n.split('.')[0] for n in sys.modules})))")
+            "print(json.dumps(sorted(sys.modules)))")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONSTARTUP"}
     env.update(PYTHONPATH=REPO, AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s",
                AWS_DEFAULT_REGION="us-east-1")
@@ -71,3 +77,13 @@ def test_the_s3_remote_leaves_boto3_and_s3transfer_alone():
              "assert r.client.meta.service_model.service_name == 's3'")
     assert "botocore" in loaded
     assert loaded.isdisjoint({"boto3", "s3transfer"}), sorted(loaded & {"boto3", "s3transfer"})
+
+
+def test_what_the_command_line_loads_to_start_find_first_is_light():
+    """cli.list_ahead starts find before it loads the command: reading the
+    config and starting the listing must not load the scan's, the state's or
+    the remote's modules, or starting early gains nothing."""
+    modules = loaded_modules_after("libsync.config", "libsync.listing")
+    assert {m.split(".")[0] for m in modules}.isdisjoint({"pathspec", "sqlite3", *AWS})
+    assert {m for m in modules if m.startswith("libsync.")} == {
+        "libsync.config", "libsync.listing", "libsync.errors"}

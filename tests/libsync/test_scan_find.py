@@ -15,8 +15,10 @@ import time
 import pytest
 from libsync_helpers import sha, write
 
+from libsync import listing as listing_module
 from libsync import scan as scan_module
-from libsync.scan import RACY_WINDOW_NS, ScanResult, find_listing, gnu_find, scan
+from libsync.listing import Listing, find_listing, gnu_find, listing_ahead
+from libsync.scan import RACY_WINDOW_NS, ScanResult, scan
 from libsync.state import State
 
 pytestmark = pytest.mark.skipif(gnu_find() is None, reason="needs GNU find")
@@ -252,33 +254,33 @@ def fake_find(tmp_path, script: str) -> str:
 
 def test_find_complaining_on_stderr_means_the_walk(data, state, tmp_path, monkeypatch):
     # What find does on an unreadable folder, whoever runs the test.
-    monkeypatch.setattr(scan_module, "_find", fake_find(
+    monkeypatch.setattr(listing_module, "_find", fake_find(
         tmp_path, "echo \"find: './a': Permission denied\" >&2\nexit 1\n"))
     assert find_listing(str(data)) is None
     result = scan(str(data), state, now_ns=lambda: NOW)
     assert result.source == "walk" and state.scan_snapshot() is None
-    monkeypatch.setattr(scan_module, "_find", fake_find(
+    monkeypatch.setattr(listing_module, "_find", fake_find(
         tmp_path, "echo 'odd' >&2\nexit 0\n"))   # stderr alone is enough
     assert find_listing(str(data)) is None
 
 
 def test_without_gnu_find_the_walk_is_used(data, state, tmp_path, monkeypatch):
-    monkeypatch.setattr(scan_module, "_find", scan_module._UNKNOWN)
-    monkeypatch.setattr(scan_module.shutil, "which", lambda name: fake_find(
+    monkeypatch.setattr(listing_module, "_find", listing_module._UNKNOWN)
+    monkeypatch.setattr(listing_module.shutil, "which", lambda name: fake_find(
         tmp_path, "echo 'find (BSD) 1.0'\n"))
     assert gnu_find() is None
     first = scan(str(data), state, now_ns=lambda: NOW)
     again = scan(str(data), state, now_ns=lambda: NOW)
     assert (first.source, again.source) == ("walk", "walk")
     assert again.hashed == 0 and again.files == first.files
-    monkeypatch.setattr(scan_module, "_find", scan_module._UNKNOWN)
+    monkeypatch.setattr(listing_module, "_find", listing_module._UNKNOWN)
     monkeypatch.undo()
     assert gnu_find() is not None
 
 
 @pytest.mark.parametrize("procs, max_args", [(1, 1 << 16), (2, 0), (2, 1 << 16), (3, 1 << 16)])
 def test_one_or_several_finds_list_the_same_records(data, monkeypatch, procs, max_args):
-    monkeypatch.setattr(scan_module, "_MAX_ARGS", max_args)
+    monkeypatch.setattr(listing_module, "_MAX_ARGS", max_args)
     listing = find_listing(str(data), procs)
     records = sorted(listing.split(b"\0"))
     assert records == sorted(find_listing(str(data), 2).split(b"\0"))
@@ -445,22 +447,37 @@ def test_a_deferred_file_is_left_unhashed_and_uncached(data, state, first):
 def test_a_listing_taken_ahead_serves_the_scan(data, state):
     """status and push start find before opening the remote (listing_ahead)."""
     before = settled(data, state)
-    with scan_module.listing_ahead(str(data)) as lister:
+    with listing_ahead(str(data)) as lister:
         write(data, "later.txt", "after the listing")  # the listing is as of its start
         result = scan(str(data), state, now_ns=lambda: NOW, lister=lister)
     assert result.source == "snapshot" and result.files == before.files
     assert "later.txt" in scan(str(data), state, now_ns=lambda: NOW).files
 
 
+def test_a_listing_serves_one_scan_of_its_own_folder(data, tmp_path):
+    listing = Listing(str(data))
+    with pytest.raises(ValueError, match="a listing of .*, not of"):
+        listing(str(tmp_path))
+    assert listing(str(data)) == find_listing(str(data))
+    with pytest.raises(RuntimeError, match="serves one scan"):
+        listing(str(data))
+
+
 @pytest.mark.parametrize("used", [True, False])
-def test_a_listing_ahead_is_waited_for_once_used_or_not(data, monkeypatch, used):
-    finished = []
-    monkeypatch.setattr(scan_module, "start_listing",
-                        lambda data_dir: lambda: finished.append(data_dir) or b"listing")
-    with pytest.raises(RuntimeError), scan_module.listing_ahead(str(data)) as lister:
+def test_a_listing_ahead_leaves_no_process_behind(data, monkeypatch, used):
+    """Taken or not (the remote failed to open, say), its finds are gone on leaving."""
+    started = []
+    real_popen = listing_module.subprocess.Popen
+
+    def popen(*args, **kw):
+        started.append(real_popen(*args, **kw))
+        return started[-1]
+
+    monkeypatch.setattr(listing_module.subprocess, "Popen", popen)
+    with pytest.raises(RuntimeError), listing_ahead(str(data)) as lister:
         if used:
-            assert lister(str(data)) == b"listing"
-            with pytest.raises(RuntimeError, match="serves one scan"):
-                lister(str(data))
+            assert lister(str(data))
         raise RuntimeError("opening the remote failed")
-    assert finished == [str(data)]
+    assert len(started) == 2
+    # Waited for: read to the end, or stopped (unless it ended first).
+    assert all(p.returncode in ((0,) if used else (0, -9)) for p in started)
