@@ -32,16 +32,18 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, NamedTuple
 
-import pathspec
-
 from .errors import UnsafePathError
 from .hashworker import CHANGED, LARGE, NOT_REGULAR, HashWorkers, hash_one
 from .listing import Listing
 from .manifest import STATE_DIR, check_path
 from .state import CachedStat, State
 
-if TYPE_CHECKING:  # a warm scan hashes nothing: the pool's module (8 ms) is not loaded
+if TYPE_CHECKING:
+    # A warm scan hashes nothing and matches no path against the ignore
+    # rules: neither the pool's module (8 ms) nor pathspec (25 ms) is loaded.
     from concurrent.futures import Future, ThreadPoolExecutor
+
+    import pathspec
 
 IGNORE_FILE = ".s3syncignore"
 PERSONAL_IGNORE = os.path.join(STATE_DIR, "ignore")
@@ -91,14 +93,23 @@ class ScanResult:
     # Paths that exist but could not be read as regular files: unknown, not
     # deleted, so no plan may tombstone them.
     skipped: frozenset[str] = frozenset()
-    # The ignore rules in force: ignored paths are left alone on both sides.
-    rules: pathspec.PathSpec | None = None
+    # The lines of the ignore rules in force (config, .s3syncignore, the
+    # personal file): ignored paths are left alone on both sides.
+    rule_lines: tuple[str, ...] = ()
     # How the tree was read: "snapshot" (unchanged since the last scan),
     # "changes" (a few files changed since) or "walk". Never part of
     # equality: all give the same result.
     source: str = field(default="walk", compare=False)
-    # The rules a folder must match too to be left out (see folder_rules).
-    folders: pathspec.PathSpec | None = field(default=None, compare=False)
+
+    @cached_property
+    def rules(self) -> pathspec.PathSpec:
+        """The ignore rules, compiled when first matched."""
+        return compile_rules(self.rule_lines)
+
+    @cached_property
+    def folders(self) -> pathspec.PathSpec:
+        """The rules a folder must match too to be left out (see folder_rules)."""
+        return folder_rules(self.rule_lines)
 
     @cached_property
     def has_rules(self) -> bool:
@@ -110,9 +121,7 @@ class ScanResult:
 
     def ignored_folder(self, path: str) -> bool:
         """Whether the scan left the folder ``path`` out, unentered."""
-        return self.has_rules and (
-            self.rules.match_file(path + "/") if self.folders is None
-            else _left_out(self.rules, self.folders, path + "/"))
+        return self.has_rules and _left_out(self.rules, self.folders, path + "/")
 
 
 def has_patterns(rules: pathspec.PathSpec | None) -> bool:
@@ -122,7 +131,18 @@ def has_patterns(rules: pathspec.PathSpec | None) -> bool:
 
 def ignore_rules(data_dir: str, extra: Iterable[str] = ()) -> pathspec.PathSpec:
     """The team's rules (config, ``.s3syncignore``) and the personal ones."""
-    return pathspec.GitIgnoreSpec.from_lines(_rule_lines(data_dir, extra))
+    return compile_rules(_rule_lines(data_dir, extra))
+
+
+def compile_rules(lines: Iterable[str]) -> pathspec.PathSpec:
+    import pathspec
+    return pathspec.GitIgnoreSpec.from_lines(lines)
+
+
+def may_have_patterns(lines: Iterable[str]) -> bool:
+    """False when no line can be a pattern (blanks and comments only): a
+    check on the lines, without compiling them."""
+    return any(line.strip() and not line.startswith("#") for line in lines)
 
 
 def folder_rules(lines: Iterable[str]) -> pathspec.PathSpec:
@@ -138,7 +158,7 @@ def folder_rules(lines: Iterable[str]) -> pathspec.PathSpec:
     for line in lines:
         bare = line.rstrip(" ")
         out.append(bare[:-1] if bare.endswith("/**") else line)
-    return pathspec.GitIgnoreSpec.from_lines(out)
+    return compile_rules(out)
 
 
 def _left_out(rules: pathspec.PathSpec, folders: pathspec.PathSpec, folder: str) -> bool:
@@ -320,9 +340,7 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
     (sha256 ``UNHASHED``; no stat cache row, no snapshot stored): a push
     hashes a large new file as it sends it rather than read it twice.
     """
-    lines = _rule_lines(data_dir, ignore)
-    rules = pathspec.GitIgnoreSpec.from_lines(lines)
-    folders = folder_rules(lines)
+    lines = tuple(_rule_lines(data_dir, ignore))
     # The listing runs (in other processes) while the last snapshot is read.
     finish = functools.partial(lister or Listing(data_dir), data_dir)
     replay = None
@@ -346,15 +364,16 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
         if progress:
             for _ in files:
                 progress(1)
-        return ScanResult(files, warnings, 0, skipped, rules, source="snapshot",
-                          folders=folders)
+        return ScanResult(files, warnings, 0, skipped, lines, source="snapshot")
+    rules = compile_rules(lines) if may_have_patterns(lines) else None
+    folders = folder_rules(lines) if rules is not None else None
     if listing is not None and replay is not None:
         changes = _changed_files(old[1], listing, replay[2],
                                  (rules, folders) if has_patterns(rules) else None)
         if changes is not None:
             del old  # the last listing and result, both read: 17 MB at 100,000 files
             return _apply_changes(data_dir, state, key, listing, replay, changes,
-                                  (rules, folders), now_ns, progress, on_warning, defer)
+                                  lines, now_ns, progress, on_warning, defer)
     # The rest is the walk, with the listing kept for the next snapshot; the
     # old snapshot is let go first (some 40 MB at 100,000 files).
     had_snapshot = old is not None
@@ -371,8 +390,8 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
             on_warning(msg)
 
     active = has_patterns(rules)
-    match = rules.match_file
-    match_folder = functools.partial(_left_out, rules, folders)
+    match = rules.match_file if active else None
+    match_folder = functools.partial(_left_out, rules, folders) if active else None
     cache = state.stat_rows()
     # Insertion order is path order; a file to hash holds its place (None)
     # until it is hashed.
@@ -569,8 +588,7 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
 
     with _no_gc(), state.stat_cache_writer() as writer:
         try:
-            _walk(data_dir, take, warn, match if active else None,
-                  match_folder if active else None)
+            _walk(data_dir, take, warn, match, match_folder)
             if batch:
                 send(full=False)
             collect(wait=True)
@@ -587,8 +605,7 @@ def scan(data_dir: str, state: State, *, ignore: Iterable[str] = (),
         seen.clear()
         if resort:
             files = dict(sorted(files.items()))
-        result = ScanResult(files, tuple(warnings), len(fresh), frozenset(skipped), rules,
-                            folders=folders)
+        result = ScanResult(files, tuple(warnings), len(fresh), frozenset(skipped), lines)
         snapshot = (key, listing, _pack(result)) if storable else None
         if fresh or gone or collided or snapshot is not None or had_snapshot:
             writer.finish(drop=gone + collided, snapshot=snapshot)
@@ -741,11 +758,11 @@ def _ignored(rules: pathspec.PathSpec, folders: pathspec.PathSpec, rel: str) -> 
             or rules.match_file(rel))
 
 
-def _apply_changes(data_dir, state, key, listing, replay, changes, rules, now_ns, progress,
+def _apply_changes(data_dir, state, key, listing, replay, changes, lines, now_ns, progress,
                    on_warning, defer=None) -> ScanResult:
     """The snapshot's result with a few files changed, added or gone: only
     those are hashed, and only their stat cache rows are written.
-    ``rules`` are the ignore rules and their folder rules."""
+    ``lines`` are the ignore rules' lines."""
     files, warnings, skipped = replay
     now, gone = changes
     for path in gone:
@@ -790,8 +807,8 @@ def _apply_changes(data_dir, state, key, listing, replay, changes, rules, now_ns
     if progress:
         for _ in files:
             progress(1)
-    result = ScanResult(files, warnings, len(fresh), skipped.union(problems), rules[0],
-                        source="changes", folders=rules[1])
+    result = ScanResult(files, warnings, len(fresh), skipped.union(problems), lines,
+                        source="changes")
     state.update_stat_cache(fresh, drop=gone,
                             snapshot=(key, listing, _pack(result)) if storable else None)
     return result

@@ -87,3 +87,24 @@ def test_what_the_command_line_loads_to_start_find_first_is_light():
     assert {m.split(".")[0] for m in modules}.isdisjoint({"pathspec", "sqlite3", *AWS})
     assert {m for m in modules if m.startswith("libsync.")} == {
         "libsync.config", "libsync.listing", "libsync.errors"}
+
+
+@pytest.mark.skipif(__import__("shutil").which("find") is None, reason="needs find")
+def test_a_scan_that_gives_its_snapshot_back_loads_no_pathspec(tmp_path):
+    """The ignore rules are compiled when first matched (ScanResult.rules):
+    such a scan matches nothing, and pathspec takes 25 ms to load."""
+    data = tmp_path / "Data"
+    (data / ".s3sync").mkdir(parents=True)
+    for name in ("a.csv", "b.tmp"):
+        (data / name).write_text(name)
+        os.utime(data / name, (1_600_000_000, 1_600_000_000))  # not racily clean
+    scan = ("from libsync.scan import scan\n"
+            "from libsync.state import State\n"
+            f"with State({str(data)!r}) as state:\n"
+            f"    result = scan({str(data)!r}, state, ignore=['*.tmp'])\n"
+            "print(result.source, sorted(result.files), file=sys.stderr)\n")
+    loaded_after_import("libsync.scan", then=scan)  # the walk: stores the snapshot
+    check = ("loaded = 'pathspec' in sys.modules\n"
+             "assert result.ignored('b.tmp') and not result.ignored('a.csv')\n"
+             "assert (result.source, loaded) == ('snapshot', False), (result.source, loaded)\n")
+    assert "pathspec" in loaded_after_import("libsync.scan", then=scan + check)
