@@ -24,6 +24,7 @@ def run(args, ctx) -> int:
             listing_ahead(ws.data_dir, ctx.listing) as lister:
         result = scan(ws.data_dir, state, ignore=ws.config.ignore, jobs=jobs_of(args),
                       lister=lister)
+    ctx.keep(result)  # not freed one by one on leaving (15 ms at 100,000 files)
     if args["--json"]:
         write_json(ctx.out, {"files": [{"path": f.path, "size": f.size, "sha256": f.sha256,
                                         "mtime_ns": f.mtime_ns}

@@ -499,6 +499,16 @@ def test_the_program_flushes_all_its_output_before_it_leaves(team):
         "d/f0.txt", "d/f1.txt", "d/f2.txt"]
 
 
+def test_scan_leaves_its_files_to_the_end_of_the_process(team):
+    """What ``entry`` skips freeing (os._exit) is what the command kept."""
+    from s3sync.cli import Context, main
+    ann = team("ann")
+    ann.write("a.txt", "a")
+    ctx = Context(cwd=str(ann.root), out=io.StringIO(), err=io.StringIO())
+    assert main(["scan"], ctx) == 0
+    assert [sorted(kept.files) for kept in ctx.kept] == [["a.txt"]]
+
+
 def test_a_reader_that_leaves_early_is_not_an_error(team):
     ann = team("ann")
     for i in range(3000):  # some 300 KB of lines: more than a pipe holds
