@@ -296,6 +296,15 @@ def targets(rows: list[dict], small: int, large: int) -> list[dict]:
     if s and s["rate"]:
         add(f"warm scan of {large:,} files: >= 300,000 files/s (CLI, start-up included)",
             s["rate"] >= 300_000, f"{s['rate']:,.0f} files/s ({s['wall']:.3f} s)")
+    b = _row(rows, "scan-warm", "python scandir+stat")
+    if s and s["rate"] and b and b["inner"]:
+        # Issue 5 sets 300,000 against a machine whose scandir+stat limit is
+        # "about 600,000": half of it, which this line asks of this machine.
+        limit = large / b["inner"]
+        add(f"warm scan of {large:,} files (CLI): >= 0.5x this machine's scandir+stat rate",
+            s["rate"] >= 0.5 * limit,
+            f"{s['rate']:,.0f} vs {limit:,.0f} files/s = {s['rate'] / limit:.2f}x "
+            "(met if >= 0.5x)")
     s = _row(rows, "scan-warm", "libsync scan() in-process")
     if s and s["rate"]:
         add(f"warm scan of {large:,} files: >= 300,000 files/s (scan() alone)",
