@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, NamedTuple
 
-from .errors import UnsafePathError
+from .errors import ConfigError, UnsafePathError
 from .hashworker import CHANGED, LARGE, NOT_REGULAR, HashWorkers, hash_one
 from .listing import Listing
 from .manifest import STATE_DIR, check_path
@@ -135,8 +135,26 @@ def ignore_rules(data_dir: str, extra: Iterable[str] = ()) -> pathspec.PathSpec:
 
 
 def compile_rules(lines: Iterable[str]) -> pathspec.PathSpec:
+    """Ignore rules as pathspec reads them (git's), or ConfigError naming
+    the line it cannot read."""
     import pathspec
-    return pathspec.GitIgnoreSpec.from_lines(lines)
+    lines = list(lines)
+    try:
+        return pathspec.GitIgnoreSpec.from_lines(lines)
+    except ValueError as exc:
+        bad = next((line for line in lines if not _compiles(line)), None)
+        what = f"ignore rule {bad!r}" if bad is not None else "the ignore rules"
+        raise ConfigError(f"{what} is not a valid pattern (from s3sync.json \"ignore\", "
+                          f"{IGNORE_FILE} or {PERSONAL_IGNORE})") from exc
+
+
+def _compiles(line: str) -> bool:
+    import pathspec
+    try:
+        pathspec.GitIgnoreSpec.from_lines([line])
+    except ValueError:
+        return False
+    return True
 
 
 def may_have_patterns(lines: Iterable[str]) -> bool:

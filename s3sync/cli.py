@@ -131,9 +131,9 @@ class Context:
         return self.stdin.isatty() and self.err.isatty()
 
     def keep(self, obj) -> None:
-        """Hold ``obj`` as long as the context: the ``s3sync`` program then
-        leaves without freeing it (see ``entry``), 100,000 scanned files
-        one by one in 15 ms."""
+        """Hold ``obj`` as long as the context. The ``s3sync`` program leaves
+        without freeing what its context holds (see ``entry``): freeing a
+        scan's 100,000 files one by one costs 15 ms."""
         self.kept.append(obj)
 
 
@@ -213,9 +213,9 @@ def main(argv: list[str] | None = None, ctx: Context | None = None) -> int:
         return EXIT_USAGE
     ahead = (name in SCAN_FIRST and ctx.listing is None
              and not {"-h", "--help"} & set(top["<args>"]))
-    if ahead:
-        ctx.listing = list_ahead(ctx.cwd)
     try:
+        if ahead:
+            ctx.listing = list_ahead(ctx.cwd)
         return _run(name, top["<args>"], ctx)
     finally:
         if ahead and ctx.listing is not None:

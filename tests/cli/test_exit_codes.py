@@ -160,6 +160,19 @@ def test_3_unknown_key_in_config(bare, tmp_path):
                             "'endpoint' (known: data_dir, endpoint_url, ")
 
 
+def test_3_an_ignore_rule_git_cannot_read(ann, remote):
+    before = remote.keys()
+    ann.write("a.csv", "a changed\n")
+    (ann.root / "s3sync.json").write_text(json.dumps(
+        {**json.loads((ann.root / "s3sync.json").read_text()), "ignore": ["!"]}))
+    for command in ("scan", "status", "push"):
+        r = ann.run(command)
+        assert (r.code, r.out, r.err) == (3, "", (
+            f"s3sync {command}: error: ignore rule '!' is not a valid pattern (from "
+            "s3sync.json \"ignore\", .s3syncignore or .s3sync/ignore)\n"))
+    assert remote.keys() == before  # the push stopped before sending anything
+
+
 def test_3_missing_remote(bare):
     (bare.root / "s3sync.json").write_text('{"data_dir": "Data"}')
     r = bare.run("status")

@@ -9,6 +9,7 @@ import pytest
 from libsync_helpers import OLD_NS, entry, sha, write
 
 from libsync import diff
+from libsync.errors import ConfigError
 from libsync.scan import RACY_WINDOW_NS, ScanResult, is_clean, scan
 from libsync.state import CachedStat, State
 
@@ -127,6 +128,15 @@ def test_ignore_argument_adds_the_config_patterns(data, state):
     write(data, "scratch/c.csv", "C")
     assert listed(run(data, state, ignore=["*.log", "scratch/"])) == ["a.csv"]
     assert listed(run(data, state)) == ["a.csv", "b.log", "scratch/c.csv"]
+
+
+@pytest.mark.parametrize("lister", [None, no_find], ids=["find", "walk"])
+def test_a_rule_git_cannot_read_is_a_config_error_naming_it(data, state, lister):
+    write(data, "a.csv", "A")
+    write(data, ".s3syncignore", "*.log\n!\n")
+    with pytest.raises(ConfigError, match=r"^ignore rule '!' is not a valid pattern \(from "):
+        run(data, state, lister=lister)
+    assert state.scan_snapshot() is None and state.stat_rows() == {}
 
 
 def test_config_patterns_and_s3syncignore_combine_with_negation_across_them(data, state):
