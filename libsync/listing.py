@@ -90,8 +90,9 @@ class Listing:
                 proc = subprocess.Popen(cmd, cwd=data_dir, stdout=out, stderr=err,
                                         stdin=subprocess.DEVNULL, env=env)
                 self._running.append((proc, out, err))
-        except OSError:
-            self.close()
+        except OSError:  # the listing is then None: the scan walks
+            running, self._running = self._running, []
+            _close(running)
             for f in files:
                 f.close()
 
@@ -122,12 +123,13 @@ class Listing:
         """Stop the processes of a listing no scan will read."""
         self.taken = True
         running, self._running = self._running, []
-        _close(running, kill=True)
+        _close(running)
 
 
-def _close(running: list, kill: bool = False) -> None:
+def _close(running: list) -> None:
+    """Stop and wait for the processes not yet waited for; close their files."""
     for proc, out, err in running:
-        if kill:
+        if proc.returncode is None:
             with contextlib.suppress(OSError):
                 proc.kill()
             proc.wait()

@@ -463,6 +463,24 @@ def test_a_listing_serves_one_scan_of_its_own_folder(data, tmp_path):
         listing(str(data))
 
 
+def test_a_find_that_cannot_start_means_the_walk(data, state, monkeypatch):
+    before = settled(data, state)
+    started = []
+    real_popen = listing_module.subprocess.Popen
+
+    def popen(*args, **kw):
+        if started:
+            raise OSError(24, "Too many open files")
+        started.append(real_popen(*args, **kw))
+        return started[-1]
+
+    monkeypatch.setattr(listing_module.subprocess, "Popen", popen)
+    listing = Listing(str(data))
+    assert started[0].returncode is not None  # the first find, stopped and waited for
+    result = scan(str(data), state, now_ns=lambda: NOW, lister=listing)
+    assert result.source == "walk" and result.files == before.files
+
+
 @pytest.mark.parametrize("used", [True, False])
 def test_a_listing_ahead_leaves_no_process_behind(data, monkeypatch, used):
     """Taken or not (the remote failed to open, say), its finds are gone on leaving."""
