@@ -142,19 +142,15 @@ def compile_rules(lines: Iterable[str]) -> pathspec.PathSpec:
     try:
         return pathspec.GitIgnoreSpec.from_lines(lines)
     except ValueError as exc:
-        bad = next((line for line in lines if not _compiles(line)), None)
-        what = f"ignore rule {bad!r}" if bad is not None else "the ignore rules"
+        what = "the ignore rules"
+        for line in lines:  # which one: compiled alone, it fails too
+            try:
+                pathspec.GitIgnoreSpec.from_lines([line])
+            except ValueError:
+                what = f"ignore rule {line!r}"
+                break
         raise ConfigError(f"{what} is not a valid pattern (from s3sync.json \"ignore\", "
                           f"{IGNORE_FILE} or {PERSONAL_IGNORE})") from exc
-
-
-def _compiles(line: str) -> bool:
-    import pathspec
-    try:
-        pathspec.GitIgnoreSpec.from_lines([line])
-    except ValueError:
-        return False
-    return True
 
 
 def may_have_patterns(lines: Iterable[str]) -> bool:

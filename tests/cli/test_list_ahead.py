@@ -6,6 +6,8 @@ and it must leave no find behind when the command never gets to its scan.
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from conftest import make_remote
@@ -83,10 +85,6 @@ def test_no_listing_without_a_workspace_for_help_or_other_commands(team, made, t
     from s3sync.cli import Context, main
     nowhere = tmp_path / "nowhere"
     nowhere.mkdir()
-    ctx = Context(cwd=str(nowhere), out=open("/dev/null", "w"), err=open("/dev/null", "w"))
-    try:
-        assert main(["status"], ctx) == 3  # the command's own "no s3sync.json" error
-    finally:
-        ctx.out.close()
-        ctx.err.close()
+    ctx = Context(cwd=str(nowhere), out=io.StringIO(), err=io.StringIO())
+    assert main(["status"], ctx) == 3  # the command's own "no s3sync.json" error
     assert made == [] and ctx.listing is None
