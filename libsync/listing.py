@@ -13,10 +13,13 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
-from typing import IO
 
 from .config import STATE_DIR
+
+TYPE_CHECKING = False  # not typing's: the program imports this module first, in a hurry
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import IO
 
 # One record per entry: type, size, mtime, ctime, inode, then the path (./name),
 # NUL-terminated since a name may hold any other byte.

@@ -36,17 +36,18 @@ See 's3sync help <command>' for one command's manual page.
 
 from __future__ import annotations
 
-import gc
 import importlib
 import os
 import re
 import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NoReturn, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from docopt import DocoptExit, docopt
 
 from libsync import errors
+
+from .program import SCAN_FIRST, list_ahead
 
 if TYPE_CHECKING:
     from libsync.listing import Listing
@@ -61,10 +62,6 @@ COMMANDS = {
     "upload": "upload", "tombstone": "tombstone", "commit": "commit",
     "download": "download", "fsck": "fsck",
 }
-# Commands whose first look at the data folder is a scan: the command line
-# starts find's listing of it before loading them (see list_ahead).
-SCAN_FIRST = {"scan", "status", "push", "pull", "sync"}
-
 # Exit statuses, the one place they are chosen (see s3sync(1), EXIT STATUS).
 EXIT_OK = 0
 EXIT_DIFFERENT = 1      # out of step (--exit-code), or conflicts left unresolved
@@ -121,7 +118,8 @@ class Context:
     err: TextIO = field(default_factory=lambda: sys.stderr)
     stdin: TextIO = field(default_factory=lambda: sys.stdin)
     env: dict = field(default_factory=lambda: dict(os.environ))
-    # find's listing of the data folder, started by ``main`` for the scan.
+    # find's listing of the data folder for the scan, started by the program
+    # (program.entry) or else by ``main``.
     listing: Listing | None = None
     # What a command leaves for the process's end (see ``keep``).
     kept: list = field(default_factory=list)
@@ -132,25 +130,9 @@ class Context:
 
     def keep(self, obj) -> None:
         """Hold ``obj`` as long as the context. The ``s3sync`` program leaves
-        without freeing what its context holds (see ``entry``): freeing a
-        scan's 100,000 files one by one costs 15 ms."""
+        without freeing what its context holds (see ``program.entry``):
+        freeing a scan's 100,000 files one by one costs 15 ms."""
         self.kept.append(obj)
-
-
-def list_ahead(cwd: str) -> Listing | None:
-    """Start find's listing of the workspace's data folder, or None if there
-    is no workspace (the command then says what is wrong, in its words).
-
-    At 100,000 files the listing keeps two processes busy for 0.15 s; begun
-    now, it overlaps the loading of the command's modules (0.06 s).
-    """
-    from libsync.config import data_dir_of, read_config
-    from libsync.listing import Listing
-    try:
-        root, config = read_config(cwd)
-    except errors.ConfigError:
-        return None
-    return Listing(data_dir_of(root, config))
 
 
 def command_module(name: str):
@@ -240,40 +222,3 @@ def _run(name: str, argv: list[str], ctx: Context) -> int:
         return EXIT_OK
 
 
-def entry() -> NoReturn:
-    """The ``s3sync`` program: ``main`` with the cyclic garbage collector off.
-
-    A run builds many long-lived objects (botocore's service model, the
-    manifest) and makes few reference cycles; the collector walked the
-    former again and again, 80 ms of a 0.4 s no-op sync, and freed nothing
-    that reference counting did not (peak memory of a 5,000-file push,
-    pull and status unchanged). ``main`` itself leaves it alone, since
-    tests and other programs call it in their own process.
-
-    It also leaves without the interpreter's teardown, which frees every
-    object one by one (botocore's models; the 100,000 entries of a scan
-    that the command kept, ``Context.keep``): 15 ms of a 0.4 s warm scan.
-    By then ``main`` has closed the state database, the remote and every
-    file it opened; only the standard streams are left to flush. An
-    exception out of ``main`` still ends the usual way.
-    """
-    gc.disable()
-    ctx = Context()  # held here, with what the command kept, until os._exit
-    code = main(ctx=ctx)
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        pass  # the reader left early, as main treats it: not an error
-    except OSError as exc:  # a full disk, say: one line, not a traceback
-        failure = errors.LocalFileError(f"cannot write the output: {exc.strerror}")
-        sys.stderr.write(f"s3sync: error: {failure}\n")
-        code = code or exit_code_for(failure)
-    try:
-        sys.stderr.flush()
-    except OSError:
-        pass
-    os._exit(code)
-
-
-if __name__ == "__main__":
-    sys.exit(entry())

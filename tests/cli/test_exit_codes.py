@@ -513,7 +513,7 @@ def test_the_program_flushes_all_its_output_before_it_leaves(team):
 
 
 def test_scan_leaves_its_files_to_the_end_of_the_process(team):
-    """What ``entry`` skips freeing (os._exit) is what the command kept."""
+    """What ``program.entry`` skips freeing (os._exit) is what the command kept."""
     from s3sync.cli import Context, main
     ann = team("ann")
     ann.write("a.txt", "a")

@@ -79,14 +79,22 @@ def test_the_s3_remote_leaves_boto3_and_s3transfer_alone():
     assert loaded.isdisjoint({"boto3", "s3transfer"}), sorted(loaded & {"boto3", "s3transfer"})
 
 
-def test_what_the_command_line_loads_to_start_find_first_is_light():
-    """cli.list_ahead starts find before it loads the command: reading the
-    config and starting the listing must not load the scan's, the state's or
-    the remote's modules, or starting early gains nothing."""
-    modules = loaded_modules_after("libsync.config", "libsync.listing")
-    assert {m.split(".")[0] for m in modules}.isdisjoint({"pathspec", "sqlite3", *AWS})
-    assert {m for m in modules if m.startswith("libsync.")} == {
-        "libsync.config", "libsync.listing", "libsync.errors"}
+def test_what_the_program_loads_to_start_find_first_is_light(tmp_path):
+    """The program starts find before it loads the command line: reading the
+    config and starting the listing must not load docopt, the command line,
+    the scan's, the state's or the remote's modules, or starting early
+    gains nothing."""
+    (tmp_path / "Data").mkdir()
+    (tmp_path / "s3sync.json").write_text('{"remote": "file:///nowhere"}')
+    start = ("listing = sys.modules['s3sync.program'].early_listing("
+             f"['scan'], {str(tmp_path)!r})\n"
+             "assert listing is not None and listing.data_dir.endswith('Data')\n"
+             "listing.close()")
+    modules = loaded_modules_after("s3sync.program", then=start)
+    assert {m.split(".")[0] for m in modules}.isdisjoint(
+        {"docopt", "typing", "pathspec", "sqlite3", *AWS})
+    assert {m for m in modules if m.startswith(("libsync.", "s3sync."))} == {
+        "libsync.config", "libsync.listing", "libsync.errors", "s3sync.program"}
 
 
 @pytest.mark.skipif(__import__("shutil").which("find") is None, reason="needs find")
