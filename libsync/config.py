@@ -1,12 +1,11 @@
-"""``s3sync.json`` and the names a workspace keeps on disk.
+"""``s3sync.json``, the workspace's configuration.
 
 ``s3sync.json`` is shared through git, so it holds no secret: credentials
 come from boto3's own chain. Unknown keys are refused, since a misspelt
 ``endpoint_url`` would otherwise send a team's data somewhere unintended.
 
-Light to import (json and dataclasses only): the command line reads the
-configuration to find the data folder and start its listing (see
-``listing``) before it loads the modules a command needs.
+The names on disk and the search for the workspace's root are in
+``paths``, which the program reads before anything else loads.
 """
 
 from __future__ import annotations
@@ -16,16 +15,16 @@ import os
 from dataclasses import dataclass, field, fields
 
 from .errors import ConfigError
+from .paths import CONFIG_FILE, DEFAULT_DATA_DIR, STATE_DIR, find_root
 
-CONFIG_FILE = "s3sync.json"
-# Names reserved inside the data folder: s3sync's state lives there.
-STATE_DIR = ".s3sync"
+__all__ = ["CONFIG_FILE", "STATE_DIR", "Config", "data_dir_of", "find_root", "parse_config",
+           "read_config"]
 
 
 @dataclass(frozen=True)
 class Config:
     remote: str
-    data_dir: str = "Data"
+    data_dir: str = DEFAULT_DATA_DIR
     endpoint_url: str | None = None
     profile: str | None = None
     region: str | None = None
@@ -66,19 +65,6 @@ def parse_config(text: str, *, where: str = CONFIG_FILE) -> Config:
     if doc.get("data_dir") is None:
         doc.pop("data_dir", None)
     return Config(**doc)
-
-
-def find_root(start: str) -> str:
-    """The nearest folder at or above ``start`` that holds ``s3sync.json``."""
-    here = os.path.abspath(start)
-    while True:
-        if os.path.isfile(os.path.join(here, CONFIG_FILE)):
-            return here
-        parent = os.path.dirname(here)
-        if parent == here:
-            raise ConfigError(f"no {CONFIG_FILE} in {os.path.abspath(start)} or any "
-                              "parent folder; run 's3sync init <remote>' first")
-        here = parent
 
 
 def read_config(start: str) -> tuple[str, Config]:

@@ -28,14 +28,10 @@ SCAN_FIRST = frozenset({"scan", "status", "push", "pull", "sync"})
 def list_ahead(cwd: str) -> Listing | None:
     """Start find's listing of the workspace's data folder, or None if there
     is no workspace (the command then says what is wrong, in its words)."""
-    from libsync.config import data_dir_of, read_config
-    from libsync.errors import ConfigError
     from libsync.listing import Listing
-    try:
-        root, config = read_config(cwd)
-    except ConfigError:
-        return None
-    return Listing(data_dir_of(root, config))
+    from libsync.paths import data_dir_near
+    data_dir = data_dir_near(cwd)
+    return None if data_dir is None else Listing(data_dir)
 
 
 def early_listing(argv: list[str], cwd: str = ".") -> Listing | None:

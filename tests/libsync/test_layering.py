@@ -80,11 +80,11 @@ def test_the_s3_remote_leaves_boto3_and_s3transfer_alone():
 
 
 def test_what_the_program_loads_to_start_find_first_is_light(tmp_path):
-    """The program starts find before it loads the command line: reading the
-    config and starting the listing must not load docopt, the command line,
-    the scan's, the state's or the remote's modules, or starting early
-    gains nothing."""
-    (tmp_path / "Data").mkdir()
+    """The program starts find before it loads the command line: finding the
+    data folder and starting the listing must not load docopt, the command
+    line, the configuration's dataclass (and inspect), the scan's, the
+    state's or the remote's modules, or starting early gains little."""
+    (tmp_path / "Data" / ".s3sync").mkdir(parents=True)
     (tmp_path / "s3sync.json").write_text('{"remote": "file:///nowhere"}')
     start = ("listing = sys.modules['s3sync.program'].early_listing("
              f"['scan'], {str(tmp_path)!r})\n"
@@ -92,9 +92,10 @@ def test_what_the_program_loads_to_start_find_first_is_light(tmp_path):
              "listing.close()")
     modules = loaded_modules_after("s3sync.program", then=start)
     assert {m.split(".")[0] for m in modules}.isdisjoint(
-        {"docopt", "typing", "pathspec", "sqlite3", *AWS})
+        {"docopt", "typing", "dataclasses", "inspect", "shutil", "tempfile", "pathspec",
+         "sqlite3", *AWS})
     assert {m for m in modules if m.startswith(("libsync.", "s3sync."))} == {
-        "libsync.config", "libsync.listing", "libsync.errors", "s3sync.program"}
+        "libsync.paths", "libsync.listing", "libsync.errors", "s3sync.program"}
 
 
 @pytest.mark.skipif(__import__("shutil").which("find") is None, reason="needs find")

@@ -266,8 +266,8 @@ def test_find_complaining_on_stderr_means_the_walk(data, state, tmp_path, monkey
 
 def test_without_gnu_find_the_walk_is_used(data, state, tmp_path, monkeypatch):
     monkeypatch.setattr(listing_module, "_find", listing_module._UNKNOWN)
-    monkeypatch.setattr(listing_module.shutil, "which", lambda name: fake_find(
-        tmp_path, "echo 'find (BSD) 1.0'\n"))
+    fake_find(tmp_path, "echo 'find (BSD) 1.0'\n")
+    monkeypatch.setenv("PATH", str(tmp_path))  # the "find" the PATH gives
     assert gnu_find() is None
     first = scan(str(data), state, now_ns=lambda: NOW)
     again = scan(str(data), state, now_ns=lambda: NOW)
@@ -276,6 +276,23 @@ def test_without_gnu_find_the_walk_is_used(data, state, tmp_path, monkeypatch):
     monkeypatch.setattr(listing_module, "_find", listing_module._UNKNOWN)
     monkeypatch.undo()
     assert gnu_find() is not None
+
+
+def test_no_find_on_the_path_means_the_walk(data, state, tmp_path, monkeypatch):
+    monkeypatch.setattr(listing_module, "_find", listing_module._UNKNOWN)
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing-here"))
+    assert gnu_find() is None and find_listing(str(data)) is None
+    assert scan(str(data), state, now_ns=lambda: NOW).source == "walk"
+
+
+def test_find_writes_to_unnamed_files_with_or_without_a_state_folder(tmp_path):
+    data = tmp_path / "Data"
+    write(data, "a/x.txt", "x")
+    write(data, "b/y.txt", "y")
+    before = find_listing(str(data))  # no .s3sync yet: in the temporary folder
+    (data / ".s3sync").mkdir()
+    assert find_listing(str(data)) == before and before.count(b"\0") == 4
+    assert os.listdir(data / ".s3sync") == []  # nothing named, nothing left
 
 
 @pytest.mark.parametrize("procs, max_args", [(1, 1 << 16), (2, 0), (2, 1 << 16), (3, 1 << 16)])
