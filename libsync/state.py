@@ -44,6 +44,9 @@ CREATE TABLE IF NOT EXISTS scan_snapshot (id INTEGER PRIMARY KEY CHECK (id = 1),
 """
 
 
+# The most of the database the snapshot's read maps (see State.scan_snapshot).
+_SNAPSHOT_MAP_BYTES = 1 << 30
+
 _STAT_SELECT = ("SELECT path, size, mtime_ns, ctime_ns, inode, sha256, checked_ns "
                 "FROM stat_cache")
 _STAT_INSERT = "INSERT OR REPLACE INTO stat_cache VALUES (?,?,?,?,?,?,?)"
@@ -429,5 +432,30 @@ class State:
                 self.db.execute("ROLLBACK")
 
     def scan_snapshot(self) -> tuple[str, bytes, bytes] | None:
-        """The last scan's (rules key, listing, packed result), if it left one."""
-        return self.db.execute("SELECT rules, listing, result FROM scan_snapshot").fetchone()
+        """The last scan's (rules key, listing, packed result), if it left one.
+
+        Read through blob handles from a memory map of the database: a
+        SELECT copies the 20 MB of a 100,000-file snapshot twice (SQLite's
+        buffer, then Python's) after reading it a page per system call, 35
+        to 50 ms of a warm scan, against 15. The map is dropped after.
+        """
+        db = self.db
+        own = not db.in_transaction
+        if own:
+            db.execute("BEGIN")  # the three columns of one snapshot, whoever writes meanwhile
+        try:
+            row = db.execute("SELECT rules FROM scan_snapshot").fetchone()
+            if row is None:
+                return None
+            db.execute(f"PRAGMA mmap_size={_SNAPSHOT_MAP_BYTES}")
+            try:
+                columns = []
+                for column in ("listing", "result"):
+                    with db.blobopen("scan_snapshot", column, 1, readonly=True) as blob:
+                        columns.append(blob.read())
+            finally:
+                db.execute("PRAGMA mmap_size=0")
+            return row[0], *columns
+        finally:
+            if own:
+                db.execute("COMMIT")

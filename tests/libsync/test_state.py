@@ -95,6 +95,28 @@ def test_stat_cache_round_trips(data):
         assert s.stat_cache() == {"a.txt": CachedStat("a.txt", 2, 3, 4, 5, sha("AA"), 9)}
 
 
+def test_the_scan_snapshot_round_trips_whole_and_alone(data):
+    listing, result = os.urandom(300_000), os.urandom(500_000)  # many pages each
+    with State(data) as s:
+        assert s.scan_snapshot() is None
+        s.update_stat_cache([], snapshot=("key", listing, result))
+    with State(data) as s, State(data) as other:
+        assert s.scan_snapshot() == ("key", listing, result)
+        with s.transaction():  # read inside a transaction of the caller's
+            assert s.scan_snapshot() == ("key", listing, result)
+        assert not s.db.in_transaction
+        # Read in one transaction: a writer in between changes all or nothing.
+        s.db.execute("BEGIN")
+        s.db.execute("SELECT rules FROM scan_snapshot").fetchone()
+        other.update_stat_cache([], snapshot=("new", b"l", b"r"))
+        assert s.scan_snapshot() == ("key", listing, result)
+        s.db.execute("COMMIT")
+        assert s.scan_snapshot() == ("new", b"l", b"r")
+        assert s.db.execute("PRAGMA mmap_size").fetchone() == (0,)  # the map dropped
+        other.update_stat_cache([])  # a stat cache change without one drops it
+        assert s.scan_snapshot() is None
+
+
 def test_a_failed_transaction_leaves_nothing_behind(data):
     with State(data) as s:
         s.set_base([entry("a.txt")])
