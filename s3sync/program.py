@@ -2,10 +2,10 @@
 
 Light to import, because the first thing the program does is start find's
 listing of the data folder: a warm ``s3sync scan`` or ``status`` of
-100,000 files waits on that listing (two find processes, 0.15 s), not on
-Python, so every millisecond find starts earlier is one the command ends
-earlier. The command line's modules and the command's (0.05 s) load while
-find runs.
+100,000 files keeps both cores busy, find's two processes (0.25 s of CPU)
+beside the command's own work, and until the listing starts only one
+core is. The command line's modules and the command's (0.05 s) load
+while find runs.
 """
 
 from __future__ import annotations
