@@ -15,10 +15,7 @@ import os
 from dataclasses import dataclass, field, fields
 
 from .errors import ConfigError
-from .paths import CONFIG_FILE, DEFAULT_DATA_DIR, STATE_DIR, find_root
-
-__all__ = ["CONFIG_FILE", "STATE_DIR", "Config", "data_dir_of", "find_root", "parse_config",
-           "read_config"]
+from .paths import CONFIG_FILE, DEFAULT_DATA_DIR, find_root
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from .config import STATE_DIR
 from .errors import FormatError, UnknownFormatError, UnsafePathError
+from .paths import STATE_DIR
 
 FORMAT = 1
 

@@ -8,8 +8,9 @@ import os
 import subprocess
 from dataclasses import dataclass
 
-from .config import CONFIG_FILE, Config, data_dir_of, find_root, parse_config, read_config
+from .config import Config, data_dir_of, parse_config, read_config
 from .errors import ConfigError
+from .paths import CONFIG_FILE, find_root
 from .remotes import Remote, open_remote
 from .state import State
 
